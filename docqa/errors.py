@@ -1,0 +1,21 @@
+"""Typed errors raised by the library; the CLI turns each into one sentence and an exit code."""
+
+
+class DocQAError(Exception):
+    """Base class of every error docqa raises on purpose."""
+
+
+class InputError(DocQAError):
+    """The question, a path or a setting cannot be used (CLI exit code 2)."""
+
+
+class NoDocumentsError(InputError):
+    """Nothing readable was found in the paths given."""
+
+
+class ModelLoadError(DocQAError):
+    """The reader model or its tokenizer cannot be loaded (CLI exit code 3)."""
+
+
+class LoaderError(DocQAError):
+    """One file could not be read; folders report it as a failed file and go on."""

@@ -1,0 +1,109 @@
+"""Small frozen dataclasses passed between the stages (loaders → windows → reader → spans → answers)."""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from dataclasses import dataclass, field
+from typing import Literal
+
+FileState = Literal["ok", "empty", "skipped", "failed"]
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of a document as a half-open character range into ``Document.text``."""
+
+    number: int  # 1-based, as people count pages
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Section:
+    """A heading and where its section starts in ``Document.text``."""
+
+    title: str
+    start: int
+
+
+@dataclass(frozen=True)
+class Document:
+    """Extracted text of one source, with the page and section boundaries needed to cite it.
+
+    >>> doc = Document.from_text("Paris is the capital of France.", source="note")
+    >>> doc.text[0:5]
+    'Paris'
+    """
+
+    text: str
+    source: str
+    pages: tuple[Page, ...] = ()
+    sections: tuple[Section, ...] = ()
+    sha256: str = ""
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @classmethod
+    def from_text(cls, text: str, source: str = "<text>", **meta) -> Document:
+        """Wrap a string as a one-page document."""
+        return cls(
+            text=text,
+            source=source,
+            pages=(Page(1, 0, len(text)),),
+            sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            meta=dict(meta),
+        )
+
+    def page_at(self, char: int) -> int | None:
+        """The 1-based page number holding character ``char``, or None without page data."""
+        if not self.pages:
+            return None
+        starts = [p.start for p in self.pages]
+        i = max(bisect.bisect_right(starts, char) - 1, 0)
+        return self.pages[i].number
+
+    def section_at(self, char: int) -> str | None:
+        """The title of the section holding character ``char``, if the loader found headings."""
+        if not self.sections:
+            return None
+        starts = [s.start for s in self.sections]
+        i = bisect.bisect_right(starts, char) - 1
+        return self.sections[i].title if i >= 0 else None
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    """What happened to one path while loading: ok, empty, skipped or failed (with why)."""
+
+    path: str
+    state: FileState
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer span. Always ``answer.document.text[answer.start:answer.end] == answer.text``."""
+
+    text: str
+    score: float  # probability over the candidate spans of every window read (see README)
+    start: int
+    end: int
+    page: int | None
+    source: str
+    context: str
+    document: Document = field(repr=False)
+    logit: float = 0.0  # raw start_logit + end_logit; ranking is by this
+    section: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "text": self.text,
+            "score": self.score,
+            "source": self.source,
+            "page": self.page,
+            "start": self.start,
+            "end": self.end,
+            "context": self.context,
+            "section": self.section,
+            "logit": self.logit,
+        }
