@@ -107,3 +107,27 @@ class Answer:
             "section": self.section,
             "logit": self.logit,
         }
+
+
+@dataclass(frozen=True)
+class WindowRef:
+    """The character range of ``documents[doc_index].text`` that one window read."""
+
+    doc_index: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Everything the reader concluded for one question over a set of documents.
+
+    ``answers`` are best first (empty when no span qualifies). ``null_score_diff`` is the
+    best no-answer score minus the best span score, in raw logits (SQuAD 2.0 convention: the
+    question is predicted unanswerable when it exceeds the threshold); None when no window
+    was read. ``windows_read`` lists every window the reader actually scored.
+    """
+
+    answers: tuple[Answer, ...]
+    null_score_diff: float | None
+    windows_read: tuple[WindowRef, ...]
