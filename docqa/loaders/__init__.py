@@ -11,6 +11,7 @@ never raises: it becomes a ``FileStatus`` and the other files load.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 from collections.abc import Iterable
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from docqa.errors import InputError, LoaderError, NoDocumentsError
-from docqa.loaders import html, markdown, pdf, text
+from docqa.loaders import docx, html, markdown, pdf, text
 from docqa.loaders._base import FileEmpty, FileSkipped, Loader, LoadOptions
 from docqa.loaders.walk import walk
 from docqa.types import Document, FileStatus
@@ -46,7 +47,7 @@ def register(suffixes: Iterable[str], loader: Loader) -> None:
         REGISTRY[suffix.lower()] = loader
 
 
-for _module in (pdf, text, markdown, html):
+for _module in (pdf, text, markdown, html, docx):
     register(_module.SUFFIXES, _module.load)
 
 
@@ -111,9 +112,9 @@ def _read(path: Path, loader: Loader, options: LoadOptions) -> Document:
     except Exception as exc:
         # A loader bug or a library raising outside its error hierarchy must cost this file
         # only, never the run.
-        raise LoaderError(
-            f"Unexpected {type(exc).__name__} while reading the file: {exc}".rstrip(": ") + "."
-        ) from exc
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        message = f"Unexpected {type(exc).__name__} while reading the file"
+        raise LoaderError(f"{message}: {detail.rstrip('.')}." if detail else f"{message}.") from exc
 
 
 def _empty_reason(doc: Document) -> str:
@@ -131,10 +132,11 @@ def _status_for(doc: Document) -> FileStatus:
         listed = ", ".join(str(n) for n in empty_pages[:10])
         more = "…" if len(empty_pages) > 10 else ""
         note = f"Pages without text: {listed}{more}."
-    failed_pages = doc.meta.get("failed_pages") or ()
+    failed_pages = doc.meta.get("failed_pages") or {}
     if failed_pages:
-        listed = ", ".join(str(n) for n in failed_pages[:10])
-        note = (note + " " if note else "") + f"Pages that could not be read: {listed}."
+        listed = "; ".join(f"{n}: {why}".rstrip(".") for n, why in list(failed_pages.items())[:5])
+        more = "; …" if len(failed_pages) > 5 else ""
+        note = (note + " " if note else "") + f"Pages that could not be read: {listed}{more}."
     return FileStatus(doc.source, "ok", note)
 
 
@@ -165,6 +167,11 @@ def _load_file(path: Path, options: LoadOptions) -> tuple[Document | None, FileS
     loader = _loader_for(path)
     if loader is None:
         return None, FileStatus(str(path), "skipped", _unsupported(path))
+    try:
+        if path.stat().st_size == 0:
+            return None, FileStatus(str(path), "empty", "The file is empty (0 bytes).")
+    except OSError:
+        pass  # _read reports it
     try:
         doc = _read(path, loader, options)
     except FileSkipped as exc:
@@ -201,7 +208,7 @@ def load_paths(
     if options is None:
         options = LoadOptions(password=password)
     elif password is not None:
-        options = LoadOptions(password, options.pdf_timeout_s, options.pdf_memory_mb)
+        options = dataclasses.replace(options, password=password)
     documents: list[Document] = []
     statuses: list[FileStatus] = []
     seen: set[tuple[int, int]] = set()

@@ -19,7 +19,11 @@ class LoadOptions:
     """
 
     password: str | None = None
-    pdf_timeout_s: float = 60.0
+    #: Wall-clock budget for one PDF, all pages together.
+    pdf_timeout_s: float = 120.0
+    #: Budget for opening a PDF or reading one page; a page over it is reported and skipped.
+    pdf_page_timeout_s: float = 30.0
+    #: Address-space limit of the worker process (virtual memory, so generous).
     pdf_memory_mb: int = 2048
 
 

@@ -88,12 +88,28 @@ def decode_text(data: bytes) -> tuple[str, str]:
         # Legacy 8-bit encodings never contain NUL in real text; many NULs mean a binary file.
         raise FileSkipped("The file looks binary, not text.")
 
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data).best()
-    if best is None:
-        raise FileSkipped("The file looks binary, not text (no text encoding fits it).")
-    text = str(best)
+    text, encoding = _detect(data)
     if _binary_ratio(text) > 0.05:
         raise FileSkipped("The file looks binary, not text.")
-    return text, best.encoding
+    return text, encoding
+
+
+def _detect(data: bytes) -> tuple[str, str]:
+    """Legacy 8-bit text: charset-normalizer's ranking, with ties going to cp1252.
+
+    On short texts the detector cannot tell cp1252 from cp1250 or cp1257 (the same bytes read
+    "crème" or "crčme" with equal "chaos"), and it breaks the tie arbitrarily. cp1252 is by far
+    the most common legacy encoding, so it wins whenever it is about as plausible as the best
+    match; a clearly better match (real Polish in cp1250) still wins.
+    """
+    from charset_normalizer import from_bytes
+
+    matches = list(from_bytes(data))
+    if not matches:
+        raise FileSkipped("The file looks binary, not text (no text encoding fits it).")
+    best = min(m.chaos for m in matches)
+    for match in matches:
+        if match.chaos <= best + 0.02 and "cp1252" in match.could_be_from_charset:
+            return data.decode("cp1252"), "cp1252"
+    chosen = min(matches, key=lambda m: m.chaos)
+    return str(chosen), chosen.encoding

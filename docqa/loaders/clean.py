@@ -55,7 +55,7 @@ _LIGATURE = re.compile("[" + "".join(LIGATURES) + "]")
 # only the line break. A soft hyphen (U+00AD) at a line end is always a split word.
 _LINE_END_HYPHEN = re.compile(r"(?<=\w)-[ \t]*\n[ \t]*(?=\w)")
 _SOFT_HYPHEN_BREAK = re.compile(r"\u00ad[ \t]*\n[ \t]*")
-_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\u00ad\ufeff\ufffe]")
+_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\u00ad\ufeff\ufffe\ud800-\udfff]")
 
 
 def clean_text(text: str) -> str:
