@@ -1,4 +1,4 @@
-"""Small frozen dataclasses passed between the stages (loaders → windows → reader → spans → answers)."""
+"""Small frozen dataclasses passed between the stages: loaders, windows, reader, spans, answers."""
 
 from __future__ import annotations
 

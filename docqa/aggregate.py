@@ -1,0 +1,133 @@
+"""From per-window token spans to ranked answers with character offsets in the documents.
+
+Pure functions. Every window contributes its best spans as `Candidate`s whose offsets point
+into the original ``Document.text`` (widened to whole words); candidates from all windows of
+all documents are then merged and ranked together by raw logit.
+
+The displayed score is ``exp(logit) / sum(exp(logit) over every candidate)``: the softmax of
+raw span scores over the whole candidate set (the best ``top_n`` spans of every window read).
+It is comparable across windows and files, sums to at most 1 over the answers shown, and
+orders answers exactly as the raw logits do.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from docqa.spans import best_spans
+from docqa.windowing import TokenizedText, Window
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A span in document ``doc_index`` as a character range, with its raw scores."""
+
+    doc_index: int
+    start: int
+    end: int
+    logit: float  # start_logit + end_logit
+    null_logit: float  # the window's [CLS] score, for no-answer decisions
+
+
+def window_candidates(
+    window: Window,
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    text: TokenizedText,
+    cls_index: int,
+    max_answer_len: int,
+    top_n: int,
+    allowed_starts: np.ndarray | None = None,
+) -> list[Candidate]:
+    """The best spans of one window as character-level candidates, widened to whole words.
+
+    ``allowed_starts`` masks the window's context tokens that may start an answer (the
+    max-context rule); None allows all of them.
+    """
+    lo = window.context_offset
+    n = window.token_end - window.token_start
+    spans = best_spans(
+        start_logits[lo : lo + n], end_logits[lo : lo + n], max_answer_len, top_n, allowed_starts
+    )
+    null = float(start_logits[cls_index] + end_logits[cls_index])
+    return [
+        Candidate(
+            doc_index=window.doc_index,
+            start=int(text.word_start[window.token_start + s.start]),
+            end=int(text.word_end[window.token_start + s.end]),
+            logit=s.score,
+            null_logit=null,
+        )
+        for s in spans
+    ]
+
+
+def merge_duplicates(candidates: Iterable[Candidate]) -> list[Candidate]:
+    """One candidate per (document, start, end), keeping the best logit, best first.
+
+    Neighbouring windows overlap, and word widening maps several token spans to one
+    character span: both would otherwise show the same answer twice.
+    """
+    best: dict[tuple[int, int, int], Candidate] = {}
+    for c in candidates:
+        key = (c.doc_index, c.start, c.end)
+        if key not in best or c.logit > best[key].logit:
+            best[key] = c
+    return sorted(best.values(), key=lambda c: (-c.logit, c.doc_index, c.start, c.end))
+
+
+def top_answers(candidates: list[Candidate], top_k: int) -> list[tuple[Candidate, float]]:
+    """The ``top_k`` best distinct candidates with their probability over all candidates.
+
+    ``candidates`` must come from `merge_duplicates` (unique, best first). An answer that
+    overlaps a better one in the same document is skipped, so top-k shows k different places
+    rather than "Paris" and "Paris, France".
+
+    >>> cs = [Candidate(0, 0, 5, 2.0, 0.0), Candidate(0, 0, 12, 1.0, 0.0),
+    ...       Candidate(1, 3, 4, 0.0, 0.0)]
+    >>> [(c.doc_index, c.start, c.end) for c, _ in top_answers(cs, 2)]
+    [(0, 0, 5), (1, 3, 4)]
+    """
+    if not candidates:
+        return []
+    logits = np.array([c.logit for c in candidates])
+    log_z = float(np.logaddexp.reduce(logits))
+    chosen: list[Candidate] = []
+    for c in candidates:
+        if len(chosen) == top_k:
+            break
+        if any(o.doc_index == c.doc_index and o.start < c.end and c.start < o.end for o in chosen):
+            continue
+        chosen.append(c)
+    return [(c, math.exp(c.logit - log_z)) for c in chosen]
+
+
+def null_score_diff(candidates: list[Candidate], null_logits: list[float]) -> float | None:
+    """Best no-answer score minus best span score (SQuAD 2.0 convention, raw logits).
+
+    The no-answer score is the lowest [CLS] score over the windows read, the window most
+    sure it holds an answer (as in Google's ``run_squad.py``).
+    """
+    if not null_logits:
+        return None
+    best = candidates[0].logit if candidates else -math.inf
+    return min(null_logits) - best
+
+
+def context_line(text: str, start: int, end: int, width: int = 90) -> str:
+    """Up to ``width`` characters either side of the answer, cut at spaces, on one line."""
+    left = max(0, start - width)
+    right = min(len(text), end + width)
+    if left > 0:
+        space = text.find(" ", left, start)
+        left = space + 1 if space != -1 else left
+    if right < len(text):
+        space = text.rfind(" ", end, right)
+        right = space if space != -1 else right
+    snippet = re.sub(r"\s+", " ", text[left:right]).strip()
+    return ("…" if left > 0 else "") + snippet + ("…" if right < len(text) else "")

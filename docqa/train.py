@@ -1,0 +1,296 @@
+"""Fine-tune an encoder into an extractive reader on SQuAD-format data, windowed as docqa reads.
+
+Training windows are cut exactly as `docqa.windowing` cuts them at question time. With
+``level="document"`` they are cut from whole articles (paragraphs joined in order), and each
+question gets its answer window plus ``negatives`` windows that do not hold the answer,
+labelled [CLS]. A reader trained only on answer-bearing paragraphs has never seen a window
+without the answer and is confidently wrong in them; the [CLS] negatives teach it to say so
+(Clark & Gardner 2018; Wang et al. 2019), which is what document-level scores reward.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from docqa.errors import InputError
+from docqa.squad import Article, gold_spans, join_article, question_gold_spans, read_squad
+from docqa.windowing import (
+    TokenizedText,
+    Window,
+    make_windows,
+    pair_template,
+    tokenize_question,
+    tokenize_text,
+)
+
+CHECKPOINT = "checkpoint"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run; saved beside the model so it can be reproduced."""
+
+    train_path: str
+    base: str
+    out: str
+    epochs: int = 1
+    learning_rate: float = 1e-4
+    batch_size: int = 32
+    max_seq_len: int = 256
+    doc_stride: int = 128
+    max_question_len: int = 64
+    seed: int = 0
+    level: Literal["document", "paragraph"] = "document"
+    negatives: int = 1  # answer-less [CLS] windows per question, document level only
+    warmup: float = 0.1
+    max_grad_norm: float = 1.0
+    save_every: int = 100  # optimizer steps between resumable checkpoints
+    bf16: bool = False  # autocast matmuls to bfloat16 (CPUs with AVX512-BF16, GPUs)
+    eval_path: str | None = None
+    limit: int | None = None  # first N articles only, for quick trials
+
+    def __post_init__(self):
+        if self.doc_stride >= self.max_seq_len - self.max_question_len - 3:
+            raise InputError("doc_stride must be smaller than the context part of a window.")
+        if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
+            raise InputError("epochs, batch size and learning rate must be positive.")
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One training window and its label: answer token positions, or the [CLS] position."""
+
+    input_ids: np.ndarray
+    token_type_ids: np.ndarray
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    epoch: int
+    step: int
+    total_steps: int
+    loss: float
+
+
+def answer_tokens(text: TokenizedText, char_start: int, char_end: int) -> tuple[int, int] | None:
+    """First and last document token overlapping the character range, or None."""
+    first = int(np.searchsorted(text.ends, char_start, side="right"))
+    last = int(np.searchsorted(text.starts, char_end, side="left")) - 1
+    if first >= len(text) or last < first:
+        return None
+    return first, last
+
+
+def label_window(window: Window, tokens: tuple[int, int] | None, cls_index: int) -> Feature:
+    """Label a window with the answer's positions if it holds the whole answer, else [CLS]."""
+    start, end = cls_index, cls_index
+    if tokens is not None and window.token_start <= tokens[0] and tokens[1] < window.token_end:
+        start = window.context_offset + tokens[0] - window.token_start
+        end = window.context_offset + tokens[1] - window.token_start
+    return Feature(window.input_ids, window.token_type_ids, start, end)
+
+
+def _overlap_scores(windows: list[Window], text: TokenizedText, question_ids: list[int]):
+    """How many rare question tokens each window holds: picks negatives a retriever would pick."""
+    df = Counter()
+    sets = [set(text.ids[w.token_start : w.token_end].tolist()) for w in windows]
+    for s in sets:
+        df.update(s)
+    idf = {t: math.log((len(windows) + 1) / (df[t] + 0.5)) for t in set(question_ids)}
+    return [sum(idf[t] for t in set(question_ids) if t in s) for s in sets]
+
+
+def make_features(
+    tokenizer, articles: list[Article], config: TrainConfig, rng: random.Random
+) -> list[Feature]:
+    """Windows and labels for every question, cut the way docqa reads."""
+    template = pair_template(tokenizer)
+    features: list[Feature] = []
+    for article in articles:
+        if config.level == "document":
+            text, _ = join_article(article)
+            units = [(text, article.questions, gold_spans(article))]
+        else:
+            units = []
+            for p, para in enumerate(article.paragraphs):
+                qs = tuple(q for q in article.questions if q.paragraph_index == p)
+                golds = {q.id: question_gold_spans(q) for q in qs}
+                units.append((para, qs, golds))
+        for text, questions, golds in units:
+            tokens = tokenize_text(tokenizer, text)
+            for q in questions:
+                q_ids = tokenize_question(tokenizer, q.question, config.max_question_len)
+                windows = make_windows(
+                    template, q_ids, tokens, 0, config.max_seq_len, config.doc_stride
+                )
+                spans = golds[q.id]
+                answer = answer_tokens(tokens, *spans[0]) if spans else None
+                labelled = [label_window(w, answer, template.cls_index) for w in windows]
+                positives = [i for i, f in enumerate(labelled) if f.start != template.cls_index]
+                negatives = [i for i, f in enumerate(labelled) if f.start == template.cls_index]
+                chosen: list[int] = []
+                if positives:
+                    # The window where the answer has most context, as the reader will prefer.
+                    chosen.append(max(positives, key=lambda i: _margin(windows[i], answer)))
+                if config.level == "document" and negatives:
+                    k = config.negatives + (0 if positives else 1)
+                    scores = _overlap_scores(windows, tokens, q_ids)
+                    hard = max(negatives, key=lambda i: scores[i])
+                    rest = [i for i in negatives if i != hard]
+                    chosen.append(hard)
+                    chosen.extend(rng.sample(rest, min(k - 1, len(rest))))
+                features.extend(labelled[i] for i in chosen)
+    return features
+
+
+def _margin(window: Window, answer: tuple[int, int]) -> int:
+    """Tokens of context on the answer's thinner side within ``window``."""
+    return min(answer[0] - window.token_start, window.token_end - 1 - answer[1])
+
+
+def _collate(batch: list[Feature], pad_id: int):
+    import torch
+
+    length = max(len(f.input_ids) for f in batch)
+    ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
+    types = torch.zeros((len(batch), length), dtype=torch.long)
+    mask = torch.zeros((len(batch), length), dtype=torch.long)
+    for row, f in enumerate(batch):
+        n = len(f.input_ids)
+        ids[row, :n] = torch.from_numpy(f.input_ids)
+        types[row, :n] = torch.from_numpy(f.token_type_ids)
+        mask[row, :n] = 1
+    starts = torch.tensor([f.start for f in batch])
+    ends = torch.tensor([f.end for f in batch])
+    return ids, types, mask, starts, ends
+
+
+def train(config: TrainConfig, progress: Callable[[TrainProgress], None] | None = None) -> Path:
+    """Fine-tune ``config.base`` on ``config.train_path``; returns the output folder.
+
+    Resumes from ``OUT/checkpoint`` when one exists (same config), so an interrupted run
+    loses at most ``save_every`` steps.
+
+    >>> config = TrainConfig("train.json", base="path/to/encoder", out="runs/reader")
+    >>> train(config)  # doctest: +SKIP
+    """
+    import torch
+    from transformers import (
+        AutoModelForQuestionAnswering,
+        AutoTokenizer,
+        get_linear_schedule_with_warmup,
+    )
+
+    out = Path(config.out)
+    ckpt = out / CHECKPOINT
+    out.mkdir(parents=True, exist_ok=True)
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+
+    tokenizer = AutoTokenizer.from_pretrained(config.base)
+    articles = read_squad(config.train_path)
+    if config.limit:
+        articles = articles[: config.limit]
+    features = make_features(tokenizer, articles, config, random.Random(config.seed))
+    if not features:
+        raise InputError(f"No training windows could be made from {config.train_path}.")
+    steps_per_epoch = math.ceil(len(features) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+
+    resume = (ckpt / "state.pt").exists()
+    model = AutoModelForQuestionAnswering.from_pretrained(
+        str(ckpt) if resume else config.base, dtype=torch.float32
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.01)
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(config.warmup * total_steps), total_steps
+    )
+    step = 0
+    if resume:
+        state = torch.load(ckpt / "state.pt", weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step = state["step"]
+
+    pad_id = tokenizer.pad_token_id or 0
+    model.train()
+    started = time.monotonic()
+    log = (out / "train_log.jsonl").open("a")
+    while step < total_steps:
+        epoch, in_epoch = divmod(step, steps_per_epoch)
+        # The order of an epoch depends only on the seed and the epoch, so resuming mid-epoch
+        # continues with exactly the batches that were not yet seen.
+        order = list(range(len(features)))
+        random.Random(config.seed * 1000 + epoch).shuffle(order)
+        for b in range(in_epoch, steps_per_epoch):
+            batch = [
+                features[i] for i in order[b * config.batch_size : (b + 1) * config.batch_size]
+            ]
+            ids, types, mask, starts, ends = _collate(batch, pad_id)
+            with torch.autocast(
+                "cpu" if not torch.cuda.is_available() else "cuda",
+                dtype=torch.bfloat16,
+                enabled=config.bf16,
+            ):
+                outputs = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
+            loss_fn = torch.nn.functional.cross_entropy
+            loss = (
+                loss_fn(outputs.start_logits.float(), starts)
+                + loss_fn(outputs.end_logits.float(), ends)
+            ) / 2
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            step += 1
+            record = TrainProgress(epoch, step, total_steps, loss.item())
+            log.write(
+                json.dumps({**asdict(record), "s": round(time.monotonic() - started, 1)}) + "\n"
+            )
+            log.flush()
+            if progress:
+                progress(record)
+            if step % config.save_every == 0 or b == steps_per_epoch - 1:
+                _save_checkpoint(model, tokenizer, optimizer, scheduler, step, ckpt)
+    log.close()
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    (out / "docqa_train.json").write_text(
+        json.dumps({**asdict(config), "features": len(features), "steps": total_steps}, indent=2)
+    )
+    return out
+
+
+def _save_checkpoint(model, tokenizer, optimizer, scheduler, step: int, ckpt: Path) -> None:
+    import torch
+
+    # Written to a temporary folder and renamed, so a kill mid-save leaves the old checkpoint.
+    tmp = ckpt.with_name(ckpt.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    torch.save(
+        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step},
+        tmp / "state.pt",
+    )
+    old = ckpt.with_name(ckpt.name + ".old")
+    if ckpt.exists():
+        ckpt.rename(old)
+    tmp.rename(ckpt)
+    if old.exists():
+        import shutil
+
+        shutil.rmtree(old)

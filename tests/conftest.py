@@ -1,0 +1,45 @@
+"""Shared fixtures: tiny models built at test time from the real uncased vocabulary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+VOCAB = SHARED / "tokenizers" / "bert-base-uncased"
+MANUALS = SHARED / "corpus" / "manuals"
+SQUAD = SHARED / "data" / "squad"
+
+
+def build_tiny_model(folder: Path, seed: int = 0) -> Path:
+    """A randomly initialised 2-layer BERT QA model with the real vocabulary, saved to disk."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
+
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    BertForQuestionAnswering(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(str(VOCAB)).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """Path of a tiny random BERT QA model folder, loaded through ``from_pretrained``."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(VOCAB))
