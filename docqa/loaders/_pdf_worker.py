@@ -4,11 +4,12 @@ Run as a script by ``docqa.loaders.pdf`` (``python _pdf_worker.py MEMORY_MB``), 
 by docqa itself: a fresh interpreter that imports only the standard library and pypdf starts
 fast and has no model or tokenizer mapped into the address space the limit applies to.
 
-Protocol, over stdin/stdout, every frame a 4-byte big-endian length and a payload:
-request = a JSON header ``{"size", "password", "start_page", "cpu_s"}`` then ``size`` raw
-bytes of PDF; replies = JSON objects, one per event, so the parent keeps every page read before
-a hang or a crash: ``{"t": "open", "pages", "encrypted"}``, ``{"t": "page", "n", "text"}`` or
-``{"t": "page", "n", "error"}``, then ``{"t": "done"}``; or ``{"t": "fail", "kind", "message"}``.
+Protocol, over stdin/stdout, every frame a 4-byte big-endian length and a payload.
+Request: a JSON header ``{"size", "password", "start_page", "cpu_s"}``, then ``size`` raw bytes
+of PDF. Replies are JSON objects: ``{"t": "ready"}`` once at start-up, then one per event so
+that the parent keeps every page read before a hang or a crash: ``{"t": "open", "pages",
+"encrypted"}``; per page ``{"t": "page", "n", "text"}`` or ``{"t": "page", "n", "error"}``;
+then ``{"t": "done"}``. Or, when the file cannot be opened, ``{"t": "fail", "kind", "message"}``.
 """
 
 from __future__ import annotations
@@ -136,6 +137,7 @@ def main(argv: list[str]) -> int:
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     import pypdf  # noqa: F401  (imported once, before the first request's clock starts)
 
+    send(out, {"t": "ready"})  # the parent starts its deadlines only from here
     stdin = sys.stdin.buffer
     while True:
         raw = read_exact(stdin, _LENGTH.size)

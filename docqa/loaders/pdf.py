@@ -131,8 +131,10 @@ class _Worker:
                     stream.close()
 
     def exit_note(self) -> str:
-        code = self.proc.poll()
-        if code is None:
+        """How the process ended, e.g. " (killed by SIGKILL)"; called once its pipe closed."""
+        try:
+            code = self.proc.wait(timeout=2)  # the pipe closes a moment before the exit is seen
+        except subprocess.TimeoutExpired:
             return ""
         if code < 0:
             import signal
@@ -147,6 +149,10 @@ class _Worker:
 _worker: _Worker | None = None
 _lock = threading.Lock()
 
+#: How long a new worker may take to import pypdf; generous, a busy machine starts slowly,
+#: and start-up time must not eat into a PDF's own budget.
+STARTUP_TIMEOUT_S = 60.0
+
 
 def _get_worker(memory_mb: int) -> _Worker:
     global _worker
@@ -156,7 +162,16 @@ def _get_worker(memory_mb: int) -> _Worker:
         _worker.kill()
         _worker = None
     if _worker is None:
-        _worker = _Worker(memory_mb)
+        worker = _Worker(memory_mb)
+        try:
+            frame = worker.receive(time.monotonic() + STARTUP_TIMEOUT_S)
+        except _WorkerGone:
+            frame = None
+        if frame is None or frame.get("t") != "ready":
+            note = worker.exit_note() if not worker.alive() else ""
+            worker.kill()
+            raise LoaderError(f"The PDF reader process did not start{note}.")
+        _worker = worker
     return _worker
 
 
@@ -212,13 +227,18 @@ def extract_pages(data: bytes, options: LoadOptions) -> _Extraction:
     the right password, over budget while opening).
     """
     result = _Extraction()
-    file_deadline = time.monotonic() + options.pdf_timeout_s
+    file_deadline = 0.0
+    clock_started = False
     next_page = 0  # 0-based index to ask the worker for
     opened = False  # by the current worker
     ever_opened = False
     with _lock:
         while True:
             worker = _get_worker(options.pdf_memory_mb)
+            if not clock_started:
+                # Start the file's clock once a worker is ready, not while one starts up.
+                file_deadline = time.monotonic() + options.pdf_timeout_s
+                clock_started = True
             try:
                 worker.send(
                     {
@@ -232,6 +252,7 @@ def extract_pages(data: bytes, options: LoadOptions) -> _Extraction:
                 _drop_worker()
                 raise LoaderError("The PDF reader process could not be started.") from None
             reason = ""
+            hung = False
             while True:
                 # A page gets its own budget so one hanging page does not use up the file's.
                 deadline = min(file_deadline, time.monotonic() + options.pdf_page_timeout_s)
@@ -242,6 +263,7 @@ def extract_pages(data: bytes, options: LoadOptions) -> _Extraction:
                     frame = None
                 if frame is None:
                     if not reason:
+                        hung = True
                         timed_out = time.monotonic() >= file_deadline
                         budget = options.pdf_timeout_s if timed_out else options.pdf_page_timeout_s
                         reason = f"took longer than {budget:g} s"
@@ -270,7 +292,7 @@ def extract_pages(data: bytes, options: LoadOptions) -> _Extraction:
                     result.failed[number] = reason
                 return result
             if not opened:
-                if "longer" in reason:
+                if hung:
                     raise LoaderError(
                         f"Gave up on the PDF: opening it {reason} "
                         "(a looping cross-reference table?)."
