@@ -202,3 +202,128 @@ def highlighted_context(a) -> str:
 
 if __name__ == "__main__":
     main()
+
+
+@app.command("eval")
+def eval_command(
+    data: Annotated[Path, typer.Argument(help="A SQuAD v1.1 or v2.0 JSON file.")],
+    model: ModelOpt = None,
+    level: Annotated[
+        str,
+        typer.Option(
+            help="paragraph: ask each question of its paragraph; document: of its whole article."
+        ),
+    ] = "document",
+    limit: Annotated[int | None, typer.Option(min=1, help="First N questions only.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    predictions: Annotated[
+        Path | None, typer.Option(help="Write {id: answer} predictions to this file.")
+    ] = None,
+    device: DeviceOpt = "auto",
+    max_seq_len: Annotated[int, typer.Option(help="Tokens per window.")] = 384,
+    doc_stride: Annotated[int, typer.Option(help="Tokens of overlap between windows.")] = 128,
+    max_context: Annotated[
+        bool, typer.Option(help="Only let a token start an answer in its max-context window.")
+    ] = True,
+) -> None:
+    """Score a reader on labelled SQuAD data: EM, F1, window recall, throughput."""
+    from docqa.api import DocQA
+    from docqa.evaluate import evaluate
+    from docqa.squad import LEVELS
+
+    with errors_to_exit_codes():
+        if level not in LEVELS:
+            raise InputError(f"--level must be one of {', '.join(LEVELS)}, not {level!r}.")
+        qa = DocQA(
+            model=model,
+            device=device,
+            max_seq_len=max_seq_len,
+            doc_stride=doc_stride,
+            max_context=max_context,
+        )
+        with progress_bar("Evaluating", enabled=True) as update:
+            report = evaluate(data, qa, level=level, limit=limit, progress=update)
+    if predictions is not None:
+        predictions.write_text(json.dumps(report.predictions, ensure_ascii=False, indent=1))
+    if as_json:
+        sys.stdout.write(json.dumps({**report.to_json(), "model": qa.model_name}) + "\n")
+        return
+    out.print(f"[bold]{escape(str(data))}[/]  level={level}  model={escape(qa.model_name)}")
+    for key, value in report.to_json().items():
+        if value is not None and key != "level":
+            shown = f"{value:.2f}" if isinstance(value, float) else str(value)
+            out.print(f"  {key:22} {shown}", highlight=False)
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Argument(help="SQuAD v1.1/v2.0 training file.")],
+    base: Annotated[str, typer.Option(help="Encoder folder or hub name to fine-tune.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the trained reader.")],
+    epochs: int = 1,
+    learning_rate: Annotated[float, typer.Option("--lr", "--learning-rate")] = 1e-4,
+    batch_size: int = 32,
+    max_seq_len: int = 256,
+    doc_stride: int = 128,
+    seed: int = 0,
+    level: Annotated[
+        str,
+        typer.Option(
+            help="document: windows from whole articles with [CLS] negatives; "
+            "paragraph: classic SQuAD windows."
+        ),
+    ] = "document",
+    negatives: Annotated[int, typer.Option(help="Answer-less windows per question.")] = 1,
+    bf16: Annotated[
+        bool, typer.Option(help="bfloat16 autocast (fast on AVX512-BF16 CPUs).")
+    ] = False,
+    save_every: Annotated[int, typer.Option(help="Steps between resumable checkpoints.")] = 100,
+    eval_data: Annotated[
+        Path | None, typer.Option("--eval", help="SQuAD file to score the result on.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="First N articles only.")] = None,
+) -> None:
+    """Fine-tune an encoder into a reader; resumes from OUT/checkpoint if one exists."""
+    from docqa.train import TrainConfig
+    from docqa.train import train as run_training
+
+    with errors_to_exit_codes():
+        if level not in ("document", "paragraph"):
+            raise InputError("--level must be document or paragraph.")
+        config = TrainConfig(
+            train_path=str(data),
+            base=base,
+            out=str(out_dir),
+            epochs=epochs,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            max_seq_len=max_seq_len,
+            doc_stride=doc_stride,
+            seed=seed,
+            level=level,
+            negatives=negatives,
+            bf16=bf16,
+            save_every=save_every,
+            eval_path=str(eval_data) if eval_data else None,
+            limit=limit,
+        )
+        with progress_bar("Training") as update:
+
+            def show(p) -> None:
+                update(p.step, p.total_steps)
+
+            folder = run_training(config, progress=show)
+    out.print(f"Saved the reader to {escape(str(folder))}", highlight=False)
+    if eval_data is not None:
+        eval_command(
+            eval_data,
+            model=str(folder),
+            level="paragraph",
+            limit=None,
+            as_json=False,
+            predictions=None,
+            device="auto",
+            max_seq_len=384,
+            doc_stride=128,
+            max_context=True,
+        )
