@@ -294,3 +294,22 @@ def test_sample_pdf_matches_its_markdown() -> None:
     pdf = load(SAMPLE_DOCS / "aurora-manual.pdf")
     md_words = words(re.sub(r"^#+ ", "", md.text, flags=re.MULTILINE))
     assert words(pdf.text) == md_words
+
+
+def test_require_documents_says_why_in_one_sentence(tmp_path: Path) -> None:
+    from docqa.errors import NoDocumentsError
+
+    missing = tmp_path / "missing"
+    with pytest.raises(NoDocumentsError) as info:
+        load_paths([missing]).require_documents()
+    assert str(info.value) == f"No such file or directory: {missing}"
+
+    (tmp_path / "scan.txt").write_text("  ", encoding="utf-8")
+    (tmp_path / "a.csv").write_text("x", encoding="utf-8")
+    with pytest.raises(NoDocumentsError) as info:
+        load_paths([tmp_path]).require_documents()
+    assert str(info.value) == "No readable document among 2 files (1 skipped, 1 empty)."
+
+    good = tmp_path / "good.txt"
+    good.write_text("fine", encoding="utf-8")
+    assert [d.text for d in load_paths([good]).require_documents()] == ["fine"]

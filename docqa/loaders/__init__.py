@@ -2,8 +2,8 @@
 
 >>> from docqa.loaders import load_paths
 >>> result = load_paths(["sample_docs"])  # doctest: +SKIP
->>> [s.state for s in result.statuses]  # doctest: +SKIP
-['ok', 'ok', 'ok', 'ok']
+>>> [(s.path, s.state) for s in result.statuses if s.state != "ok"]  # doctest: +SKIP
+[('sample_docs/make_pdf.py', 'skipped')]
 
 One module per format, chosen by suffix through ``REGISTRY``. A single bad file inside a folder
 never raises: it becomes a ``FileStatus`` and the other files load.
@@ -77,14 +77,16 @@ class LoadResult:
         if self.documents:
             return self.documents
         if not self.statuses:
-            raise NoDocumentsError("No files found to read in the paths given.")
+            raise NoDocumentsError("No files to read: the folders given are empty.")
         counts = {}
         for s in self.statuses:
             counts[s.state] = counts.get(s.state, 0) + 1
         summary = ", ".join(f"{n} {state}" for state, n in counts.items())
         if len(self.statuses) == 1:
             only = self.statuses[0]
-            raise NoDocumentsError(f"No readable document: {only.path}: {only.reason}")
+            # "No such file or directory: X" already names the path; other reasons do not.
+            message = only.reason if only.path in only.reason else f"{only.path}: {only.reason}"
+            raise NoDocumentsError(message)
         raise NoDocumentsError(
             f"No readable document among {len(self.statuses)} files ({summary})."
         )

@@ -22,6 +22,7 @@ import sys
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
+import contextlib  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import resource  # noqa: E402
@@ -119,7 +120,8 @@ def _limit_cpu(seconds: float) -> None:
     soft = int(used + seconds) + 1
     if hard != resource.RLIM_INFINITY:
         soft = min(soft, hard)
-    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
 def main(argv: list[str]) -> int:
@@ -134,7 +136,9 @@ def main(argv: list[str]) -> int:
         limit = memory_mb * 1024 * 1024
         if hard != resource.RLIM_INFINITY:
             limit = min(limit, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+        # macOS refuses RLIMIT_AS; there the deadline alone bounds the run.
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     import pypdf  # noqa: F401  (imported once, before the first request's clock starts)
 
     send(out, {"t": "ready"})  # the parent starts its deadlines only from here

@@ -8,6 +8,7 @@ blocks together (``<p>a</p><p>b</p>`` → ``"ab"``) and would keep script and st
 from __future__ import annotations
 
 import re
+import warnings
 
 from bs4 import BeautifulSoup, NavigableString, Tag
 from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction
@@ -123,7 +124,11 @@ def extract(soup: BeautifulSoup) -> tuple[str, tuple[Section, ...]]:
 
 def load(data: bytes, source: str, options: LoadOptions) -> Document:
     """Load an HTML page: visible text only, no script or style, blocks on separate lines."""
-    soup = BeautifulSoup(data, "html.parser")
+    with warnings.catch_warnings():
+        # BeautifulSoup warns (on stderr) about markup that looks like a URL or XML; the library
+        # never prints, and the page is read as HTML either way.
+        warnings.simplefilter("ignore")
+        soup = BeautifulSoup(data, "html.parser")
     text, sections = extract(soup)
     cleaned = clean_text(text)
     if cleaned != text:
