@@ -16,7 +16,7 @@ import atexit
 import contextlib
 import json
 import os
-import select
+import selectors
 import struct
 import subprocess
 import sys
@@ -40,6 +40,9 @@ PAGE_SEPARATOR = "\n\n"
 WORKER_SCRIPT = str(Path(__file__).with_name("_pdf_worker.py"))
 
 _LENGTH = struct.Struct(">I")
+
+#: Why a page after the file's deadline was never read.
+BUDGET_SPENT = "not read: the file's time budget ran out"
 
 
 def join_pages(page_texts: list[str]) -> tuple[str, tuple[Page, ...]]:
@@ -79,6 +82,11 @@ class _Worker:
             close_fds=True,
         )
         self.buffer = b""
+        # selectors, not select.select: that one fails on descriptors above 1024, which a
+        # long-running host process can easily have.
+        self.selector = selectors.DefaultSelector()
+        assert self.proc.stdout is not None
+        self.selector.register(self.proc.stdout, selectors.EVENT_READ)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -101,8 +109,7 @@ class _Worker:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            ready, _, _ = select.select([fd], [], [], remaining)
-            if not ready:
+            if not self.selector.select(remaining):
                 return False
             chunk = os.read(fd, max(65536, size - len(self.buffer)))
             if not chunk:
@@ -125,6 +132,7 @@ class _Worker:
         if self.alive():
             self.proc.kill()
         self.proc.wait()
+        self.selector.close()
         for stream in (self.proc.stdin, self.proc.stdout):
             if stream is not None:
                 with contextlib.suppress(OSError):
@@ -288,6 +296,8 @@ def extract_pages(data: bytes, options: LoadOptions) -> _Extraction:
             # The worker hung or died.
             if not opened and ever_opened:
                 # Reopening after a bad page failed: keep the pages read so far.
+                if time.monotonic() >= file_deadline:
+                    reason = BUDGET_SPENT
                 for number in range(next_page + 1, result.page_count + 1):
                     result.failed[number] = reason
                 return result
@@ -303,7 +313,7 @@ def extract_pages(data: bytes, options: LoadOptions) -> _Extraction:
             next_page = stuck_page
             if time.monotonic() >= file_deadline:
                 for number in range(stuck_page + 1, result.page_count + 1):
-                    result.failed[number] = "not read: the file's time budget ran out"
+                    result.failed[number] = BUDGET_SPENT
                 return result
             if next_page >= result.page_count:
                 return result
