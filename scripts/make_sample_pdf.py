@@ -1,6 +1,6 @@
 """Build ``aurora-manual.pdf`` from ``aurora-manual.md``: one ``##`` section per page.
 
-Run from anywhere: ``python sample_docs/make_pdf.py``. The output is committed; rerun this after
+Run from anywhere: ``python scripts/make_sample_pdf.py``. The output is committed; rerun this after
 editing the Markdown. The creation date is fixed so that rebuilding an unchanged manual gives
 the same bytes (and the same sha256).
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fpdf import FPDF
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1] / "sample_docs"
 SOURCE = HERE / "aurora-manual.md"
 TARGET = HERE / "aurora-manual.pdf"
 FIXED_DATE = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
