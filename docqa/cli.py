@@ -105,14 +105,16 @@ def progress_bar(description: str, enabled: bool = True):
 
 
 def print_statuses(statuses) -> None:
-    """A short per-file summary on stderr when anything was not read."""
+    """A short per-file summary on stderr when anything was not read (or read only in part)."""
     bad = [s for s in statuses if s.state != "ok"]
-    if not bad:
-        return
-    ok = len(statuses) - len(bad)
-    err.print(f"[dim]{ok} file(s) read; {len(bad)} not:[/]", highlight=False)
+    notes = [s for s in statuses if s.state == "ok" and s.reason]
+    if bad:
+        ok = len(statuses) - len(bad)
+        err.print(f"[dim]{ok} file(s) read; {len(bad)} not:[/]", highlight=False)
     for s in bad:
         err.print(f"  [yellow]{s.state:7}[/] {escape(s.path)}: {escape(s.reason)}", highlight=False)
+    for s in notes:
+        err.print(f"  [dim]note[/]    {escape(s.path)}: {escape(s.reason)}", highlight=False)
 
 
 @app.command()
