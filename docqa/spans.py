@@ -53,9 +53,14 @@ def best_spans(
     if len(finite) == 0:
         return []
     k = min(top_n, len(finite))
-    picked = finite[np.argpartition(-flat[finite], k - 1)[:k]] if k < len(finite) else finite
+    picked = finite
+    if k < len(finite):
+        # Keep every span tied with the k-th best, so the position tie-break below decides
+        # among them (argpartition alone would pick arbitrary ones).
+        kth = np.partition(flat[finite], len(finite) - k)[len(finite) - k]
+        picked = finite[flat[finite] >= kth]
     # Sort by score, then by position: a stable, reproducible order for equal scores.
-    order = np.lexsort((picked, -flat[picked]))
+    order = np.lexsort((picked, -flat[picked]))[:k]
     return [
         Span(int(idx // width), int(idx // width + idx % width), float(flat[idx]))
         for idx in picked[order]
