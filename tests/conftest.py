@@ -43,3 +43,24 @@ def tokenizer():
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(VOCAB))
+
+
+@pytest.fixture
+def plant(monkeypatch, tokenizer):
+    """Install a `PlantedModel` as the reader: ``model = plant({"blue heron": 10.0})``.
+
+    Every later ``load_model`` call (``DocQA``, the CLI) gets that model and the real
+    tokenizer; the names it was asked for are in ``model.loads``.
+    """
+    import docqa.reader
+    from planted import PlantedModel, planted_loader
+
+    def install(phrases, **options):
+        model = PlantedModel(tokenizer, phrases, **options)
+        model.loads = []
+        monkeypatch.setattr(
+            docqa.reader, "load_model", planted_loader(model, tokenizer, model.loads)
+        )
+        return model
+
+    return install
