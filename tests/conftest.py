@@ -52,8 +52,9 @@ def plant(monkeypatch, tokenizer):
     Every later ``load_model`` call (``DocQA``, the CLI) gets that model and the real
     tokenizer; the names it was asked for are in ``model.loads``.
     """
-    import docqa.reader
     from planted import PlantedModel, planted_loader
+
+    import docqa.reader
 
     def install(phrases, **options):
         model = PlantedModel(tokenizer, phrases, **options)

@@ -100,7 +100,7 @@ def test_max_context_two_windows_split_in_the_middle():
 def test_max_context_tokens_near_a_window_edge_belong_to_the_next_window():
     bounds = window_bounds(1000, 100, 40)
     best = best_window_per_token(bounds, 1000)
-    for w, (s, e) in enumerate(bounds[:-1]):
+    for w, (_, e) in enumerate(bounds[:-1]):
         assert best[e - 1] != w, "the last token of a window has no right context there"
     for w, (s, _) in enumerate(bounds[1:], 1):
         assert best[s] != w, "the first token of a window has no left context there"
