@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from docqa.aggregate import (
@@ -58,6 +59,7 @@ class DocQA:
         top_n_per_window: int = 20,
         max_context: bool = True,
         no_answer_threshold: float | None = None,
+        rank_by: str = "logit",
         cache_size: int = 64,
     ):
         if max_question_len < 1 or max_answer_len < 1:
@@ -79,6 +81,9 @@ class DocQA:
         self.top_n_per_window = top_n_per_window
         self.max_context = max_context
         self.no_answer_threshold = no_answer_threshold
+        if rank_by not in ("logit", "null_margin"):
+            raise InputError("rank_by must be 'logit' or 'null_margin'.")
+        self.rank_by = rank_by
         self._cache: OrderedDict[tuple, TokenizedText] = OrderedDict()
         self._cache_size = cache_size
         self._template = None
@@ -155,8 +160,13 @@ class DocQA:
                     allowed[i],
                 )
             )
+        diff = null_score_diff(merge_duplicates(candidates), nulls)
+        if self.rank_by == "null_margin":
+            # Each span judged against its own window's [CLS] score (Alberti et al. 2019's
+            # Natural Questions baseline): a window the reader thinks holds no answer cannot
+            # lend a high raw logit to its best span.
+            candidates = [replace(c, logit=c.logit - c.null_logit) for c in candidates]
         ranked = merge_duplicates(candidates)
-        diff = null_score_diff(ranked, nulls)
         answers: tuple[Answer, ...] = ()
         abstain = (
             self.no_answer_threshold is not None
