@@ -1,0 +1,149 @@
+"""Aggregation: token spans to character offsets, merging windows, ranking, no-answer."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from docqa.aggregate import (
+    Candidate,
+    context_line,
+    merge_duplicates,
+    null_score_diff,
+    top_answers,
+    window_candidates,
+)
+from docqa.windowing import make_windows, pair_template, tokenize_question, tokenize_text
+
+TEXT = "Alpha beta gamma. The unaffable tokenization ends here; delta epsilon zeta eta theta."
+
+
+@pytest.fixture
+def windows(tokenizer):
+    text = tokenize_text(tokenizer, TEXT)
+    question = tokenize_question(tokenizer, "what?", 64)
+    # 8 context tokens per window, 4 of overlap: several windows over a short text.
+    template = pair_template(tokenizer)
+    max_seq_len = len(question) + template.n_special + 8
+    return text, make_windows(template, question, text, 0, max_seq_len, 4)
+
+
+def logits_for(window, text, start_token, end_token, value=5.0):
+    """Window-length logits peaking on document tokens ``start_token``..``end_token``."""
+    start = np.zeros(len(window), dtype=np.float32)
+    end = np.zeros(len(window), dtype=np.float32)
+    start[window.context_offset + start_token - window.token_start] = value
+    end[window.context_offset + end_token - window.token_start] = value
+    return start, end
+
+
+def token_of(text, char):
+    return int(np.flatnonzero(text.starts == char)[0])
+
+
+def test_candidates_point_into_the_document_not_the_window(windows):
+    text, ws = windows
+    w = ws[2]
+    first = w.token_start + 1
+    start, end = logits_for(w, text, first, first + 2)
+    best = window_candidates(w, start, end, text, 0, 30, 1)[0]
+    assert best.start == text.word_start[first]
+    assert best.end == text.word_end[first + 2]
+    assert best.logit == pytest.approx(10.0)
+    assert TEXT[best.start : best.end] in TEXT
+
+
+def test_candidates_widen_wordpieces_to_whole_words(windows):
+    text, ws = windows
+    piece = token_of(text, TEXT.index("unaffable") + 3)  # "##ff..." inside the word
+    w = next(w for w in ws if w.token_start <= piece - 1 and piece + 1 < w.token_end)
+    start, end = logits_for(w, text, piece, piece)
+    best = window_candidates(w, start, end, text, 0, 30, 1)[0]
+    assert TEXT[best.start : best.end] == "unaffable"
+
+
+def test_question_and_special_tokens_are_never_candidates(windows):
+    text, ws = windows
+    w = ws[0]
+    start = np.zeros(len(w), dtype=np.float32)
+    end = np.zeros(len(w), dtype=np.float32)
+    start[: w.context_offset] = end[: w.context_offset] = 100.0  # [CLS], question, [SEP]
+    start[-1] = end[-1] = 100.0  # final [SEP]
+    for c in window_candidates(w, start, end, text, 0, 30, 50):
+        assert c.logit == pytest.approx(0.0)
+        assert text.word_start[w.token_start] <= c.start < c.end <= text.word_end[w.token_end - 1]
+
+
+def test_null_logit_is_the_cls_score(windows):
+    text, ws = windows
+    start, end = logits_for(ws[0], text, 1, 1)
+    start[0], end[0] = 3.0, 4.0
+    assert window_candidates(ws[0], start, end, text, 0, 30, 1)[0].null_logit == 7.0
+
+
+def test_allowed_starts_masks_starts(windows):
+    text, ws = windows
+    w = ws[1]
+    start, end = logits_for(w, text, w.token_start + 2, w.token_start + 3)
+    allowed = np.ones(w.token_end - w.token_start, dtype=bool)
+    allowed[2] = False
+    best = window_candidates(w, start, end, text, 0, 30, 1, allowed)[0]
+    assert best.start != text.word_start[w.token_start + 2]
+
+
+def test_merge_keeps_one_per_span_with_the_best_logit():
+    cs = [
+        Candidate(0, 10, 20, 1.0, 0.0),
+        Candidate(0, 10, 20, 3.0, 0.0),  # same span seen from the next window
+        Candidate(1, 10, 20, 2.0, 0.0),  # same offsets, another document: distinct
+        Candidate(0, 0, 5, 2.5, 0.0),
+    ]
+    merged = merge_duplicates(cs)
+    assert [(c.doc_index, c.start, c.end, c.logit) for c in merged] == [
+        (0, 10, 20, 3.0),
+        (0, 0, 5, 2.5),
+        (1, 10, 20, 2.0),
+    ]
+
+
+def test_top_answers_probabilities_follow_logits_and_skip_overlaps():
+    cs = merge_duplicates(
+        [
+            Candidate(0, 0, 5, 4.0, 0.0),
+            Candidate(0, 3, 9, 3.5, 0.0),  # overlaps the best: a variant, not a new place
+            Candidate(0, 20, 25, 3.0, 0.0),
+            Candidate(1, 0, 5, 1.0, 0.0),
+        ]
+    )
+    top = top_answers(cs, 3)
+    assert [(c.doc_index, c.start) for c, _ in top] == [(0, 0), (0, 20), (1, 0)]
+    probs = [p for _, p in top]
+    assert probs == sorted(probs, reverse=True)
+    z = sum(math.exp(c.logit) for c in cs)  # over every candidate, shown or not
+    assert probs == pytest.approx([math.exp(c.logit) / z for c, _ in top])
+    assert all(0 < p <= 1 for p in probs)
+    assert top_answers([], 3) == []
+
+
+def test_top_answers_score_is_one_for_a_single_candidate():
+    [(_, p)] = top_answers([Candidate(0, 0, 1, -50.0, 0.0)], 5)
+    assert p == pytest.approx(1.0)
+
+
+def test_null_score_diff_uses_the_most_confident_window():
+    cs = [Candidate(0, 0, 1, 6.0, 0.0)]
+    assert null_score_diff(cs, [9.0, 2.0, 5.0]) == pytest.approx(2.0 - 6.0)
+    assert null_score_diff(cs, []) is None
+    assert null_score_diff([], [1.0]) == math.inf
+
+
+def test_context_line_is_one_line_around_the_answer():
+    text = "first line\n" + "word " * 50 + "ANSWER here\nand " + "more " * 50
+    start = text.index("ANSWER")
+    line = context_line(text, start, start + 6, width=40)
+    assert "\n" not in line and "ANSWER" in line
+    assert line.startswith("…") and line.endswith("…")
+    assert len(line) <= 6 + 2 * 40 + 2
+    assert context_line("just ANSWER", 5, 11) == "just ANSWER"
