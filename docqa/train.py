@@ -67,6 +67,8 @@ class TrainConfig:
             raise InputError("doc_stride must be smaller than the context part of a window.")
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
             raise InputError("epochs, batch size and learning rate must be positive.")
+        if self.negatives < 0:
+            raise InputError("negatives must be 0 or more.")
 
 
 @dataclass(frozen=True)
@@ -147,8 +149,9 @@ def make_features(
                 if positives:
                     # The window where the answer has most context, as the reader will prefer.
                     chosen.append(max(positives, key=lambda i: _margin(windows[i], answer)))
-                if config.level == "document" and negatives:
-                    k = config.negatives + (0 if positives else 1)
+                k = config.negatives + (0 if positives else 1)
+                # k == 0 (negatives=0, answer found): no negative, not even the hard one.
+                if config.level == "document" and negatives and k > 0:
                     scores = _overlap_scores(windows, tokens, q_ids)
                     hard = max(negatives, key=lambda i: scores[i])
                     rest = [i for i in negatives if i != hard]
