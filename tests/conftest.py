@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# `DocQA.ask` on paths indexes them; tests must never write to the user's cache directory.
+os.environ["DOCQA_INDEX"] = tempfile.mkdtemp(prefix="docqa-test-index-")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
