@@ -61,6 +61,7 @@ class DocQA:
         no_answer_threshold: float | None = None,
         rank_by: str = "logit",
         cache_size: int = 64,
+        precision: str = "auto",
     ):
         if max_question_len < 1 or max_answer_len < 1:
             raise InputError("max_question_len and max_answer_len must be at least 1.")
@@ -73,7 +74,7 @@ class DocQA:
             )
         if max_seq_len > 4096:
             raise InputError("max_seq_len above 4096 is not supported.")
-        self.reader = Reader(model, device=device, batch_size=batch_size)
+        self.reader = Reader(model, device=device, batch_size=batch_size, precision=precision)
         self.max_seq_len = max_seq_len
         self.doc_stride = doc_stride
         self.max_answer_len = max_answer_len
@@ -105,6 +106,23 @@ class DocQA:
         ``no_answer_threshold`` set, the model judged the question unanswerable).
         """
         return list(self.predict(question, self.documents(sources), top_k=top_k).answers)
+
+    def ask_many(
+        self, questions: Sequence[str], sources: Sources, top_k: int = 1
+    ) -> list[list[Answer]]:
+        """Answers to each of ``questions`` from the same ``sources``, in question order.
+
+        The sources are loaded and tokenized once and the model loads once for the whole
+        batch; each question then costs only its own reading. The result equals
+        ``[self.ask(q, sources, top_k) for q in questions]``.
+
+        >>> qa.ask_many(["Who?", "When?"], "manual.pdf")  # doctest: +SKIP
+        [[Answer(text='Ada Lovelace', ...)], [Answer(text='1843', ...)]]
+        """
+        if isinstance(questions, str):
+            raise InputError("ask_many takes a list of questions; use ask for one question.")
+        documents = self.documents(sources)
+        return [list(self.predict(q, documents, top_k=top_k).answers) for q in questions]
 
     def documents(self, sources: Sources) -> list[Document]:
         """Load paths among ``sources``; `Document` objects pass through unchanged."""

@@ -48,6 +48,13 @@ ModelOpt = Annotated[
     ),
 ]
 DeviceOpt = Annotated[str, typer.Option(help="auto (cuda, then mps, then cpu), cpu, cuda, mps.")]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        envvar="DOCQA_PRECISION",
+        help="auto (fastest measured for the device), fp32, bf16, fp16 (GPU), int8.",
+    ),
+]
 
 
 def main() -> None:
@@ -125,6 +132,7 @@ def ask(
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many answers.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
     device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
     password: Annotated[str | None, typer.Option(help="Password for encrypted PDFs.")] = None,
     strict: Annotated[bool, typer.Option(help="Exit 4 if any file failed to load.")] = False,
     max_seq_len: Annotated[int, typer.Option(help="Tokens per window.")] = 384,
@@ -145,6 +153,7 @@ def ask(
         qa = DocQA(
             model=model,
             device=device,
+            precision=precision,
             max_seq_len=max_seq_len,
             doc_stride=doc_stride,
             max_answer_len=max_answer_len,
@@ -222,6 +231,7 @@ def eval_command(
         Path | None, typer.Option(help="Write {id: answer} predictions to this file.")
     ] = None,
     device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
     max_seq_len: Annotated[int, typer.Option(help="Tokens per window.")] = 384,
     doc_stride: Annotated[int, typer.Option(help="Tokens of overlap between windows.")] = 128,
     max_context: Annotated[
@@ -239,6 +249,7 @@ def eval_command(
         qa = DocQA(
             model=model,
             device=device,
+            precision=precision,
             max_seq_len=max_seq_len,
             doc_stride=doc_stride,
             max_context=max_context,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ LARGE = "bert-large-uncased-whole-word-masking-finetuned-squad"
 ALIASES = {"large": LARGE}
 BUNDLED = Path(__file__).parent / "models" / "docqa-mini"
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 
 
 def resolve_model(name: str | None) -> str:
@@ -49,6 +51,125 @@ def pick_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError("--device cuda was asked for, but no CUDA GPU is available.")
     return device
+
+
+def cpu_features() -> dict[str, bool]:
+    """The CPU's matrix instructions that low precision needs (all False where unknown)."""
+    import torch
+
+    caps = getattr(torch.cpu, "get_capabilities", lambda: {})()
+    keys = ("avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni", "amx_int8")
+    return {k: bool(caps.get(k, False)) for k in keys}
+
+
+def pick_precision(precision: str, device: str) -> str:
+    """Resolve ``auto`` to the fastest precision measured on ``device``; check the others.
+
+    ``auto`` on a GPU is bf16 where the GPU has it, else fp16. On a CPU it follows the
+    measurements in benchmarks/README.md (bert-large, 2 cores): int8 where the CPU has 8-bit
+    dot products (VNNI or AMX) and torchao is installed, else bf16 autocast where the CPU
+    has bfloat16 dot products (AVX512-BF16 or AMX), else fp32. Without those instructions
+    both run in emulation, slower than fp32.
+
+    >>> pick_precision("fp32", "cpu")
+    'fp32'
+    """
+    if precision not in PRECISIONS:
+        raise InputError(f"Unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}.")
+    if precision == "int8" and not device.startswith("cuda") and device != "cpu":
+        raise InputError(f"int8 runs on cpu and cuda, not on {device}.")
+    if precision == "int8" and device.startswith("cuda") and not _has_torchao():
+        raise InputError("int8 on a GPU needs torchao: pip install torchao.")
+    if precision != "auto":
+        return precision
+    if device.startswith("cuda"):
+        import torch
+
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device != "cpu":
+        return "fp32"
+    cpu = cpu_features()
+    if (cpu["avx512_vnni"] or cpu["amx_int8"]) and _has_torchao():
+        return "int8"
+    if cpu["avx512_bf16"] or cpu["amx_bf16"]:
+        return "bf16"
+    return "fp32"
+
+
+def apply_precision(model, precision: str, device: str):
+    """Cast or quantize a loaded fp32 model for ``precision`` (resolved, never ``auto``).
+
+    On a CPU, bf16 keeps fp32 weights and runs under autocast (`Reader.logits`): matrix
+    products in bfloat16, layer norms and the residual stream in fp32. That was both faster
+    and closer to fp32 than bfloat16 weights. On a GPU, bf16 and fp16 cast the weights.
+    int8 quantizes every Linear layer but the answer head dynamically: int8 weights per
+    channel, activations quantized per token at run time.
+    """
+    import torch
+
+    if precision in ("bf16", "fp16") and device != "cpu":
+        return model.to(torch.bfloat16 if precision == "bf16" else torch.float16)
+    if precision == "int8":
+        return _quantize_int8(model)
+    return model
+
+
+def _has_torchao() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torchao") is not None
+
+
+@contextmanager
+def _quiet_torchao():
+    """Import torchao without its log lines about CUDA-only kernels and deprecated pytree
+    registrations: they say nothing to a reader of documents. transformers imports torchao
+    on every model load when it is installed, so loading goes through here too."""
+    import logging
+
+    quiet = [logging.getLogger(n) for n in ("torchao", "torch.utils._pytree")]
+    levels = [lg.level for lg in quiet]
+    for lg in quiet:
+        lg.setLevel(logging.ERROR)
+    try:
+        if _has_torchao():
+            import torchao  # noqa: F401
+        yield
+    finally:
+        for lg, level in zip(quiet, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _quantize_int8(model):
+    import warnings
+
+    import torch
+
+    def keep(module, fqn: str) -> bool:
+        # The answer head is one tiny matrix (hidden -> 2) whose outputs are the logits
+        # themselves: quantizing it saves nothing and moves every score.
+        return isinstance(module, torch.nn.Linear) and not fqn.endswith("qa_outputs")
+
+    if _has_torchao():
+        with _quiet_torchao():
+            from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+            quantize_(model, Int8DynamicActivationInt8WeightConfig(), filter_fn=keep)
+        return model
+    # Without torchao: torch's own dynamic quantization (deprecated, still in torch 2.13).
+    try:
+        from torch.ao.quantization import quantize_dynamic
+    except ImportError as exc:  # pragma: no cover - a future torch without it
+        raise InputError("int8 needs torchao: pip install torchao.") from exc
+    head = getattr(model, "qa_outputs", None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if head is not None:
+            model.qa_outputs = None
+        model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        if head is not None:
+            model.qa_outputs = head
+    return model
 
 
 def load_model(name: str, device: str):
@@ -120,23 +241,39 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 class Reader:
     """A loaded question-answering model, scoring windows in batches."""
 
-    def __init__(self, model: str | None = None, device: str = "auto", batch_size: int = 16):
+    def __init__(
+        self,
+        model: str | None = None,
+        device: str = "auto",
+        batch_size: int = 16,
+        precision: str = "auto",
+    ):
         if batch_size < 1:
             raise InputError("batch_size must be at least 1.")
         if device not in DEVICES and not device.startswith("cuda:"):
             raise InputError(f"Unknown device {device!r}; use one of {', '.join(DEVICES)}.")
+        if precision not in PRECISIONS:
+            raise InputError(
+                f"Unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}."
+            )
         self.name = resolve_model(model)
         self.device_request = device
+        self.precision_request = precision
         self.batch_size = batch_size
         self._model = None
         self._tokenizer = None
         self.device = None
+        self.precision = None  # what ``precision_request`` resolved to, once loaded
 
     def warm_up(self) -> None:
         """Load the model now rather than on the first question."""
         if self._model is None:
-            self.device = pick_device(self.device_request)
-            self._model, self._tokenizer = load_model(self.name, self.device)
+            device = pick_device(self.device_request)
+            precision = pick_precision(self.precision_request, device)
+            with _quiet_torchao():
+                model, self._tokenizer = load_model(self.name, device)
+                self._model = apply_precision(model, precision, device)
+            self.device, self.precision = device, precision
 
     @property
     def tokenizer(self):
@@ -157,7 +294,7 @@ class Reader:
 
         self.warm_up()
         order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
-        with torch.inference_mode():
+        with torch.inference_mode(), self._autocast():
             for batch in _chunks(order, self.batch_size):
                 ids, types, mask = self._collate([windows[i] for i in batch])
                 kwargs = {"input_ids": ids, "attention_mask": mask}
@@ -169,6 +306,15 @@ class Reader:
                 for row, i in enumerate(batch):
                     n = len(windows[i])
                     yield i, starts[row, :n], ends[row, :n]
+
+    def _autocast(self):
+        import contextlib
+
+        import torch
+
+        if self.precision == "bf16" and self.device == "cpu":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def _uses_token_types(self) -> bool:
         config = getattr(self._model, "config", None)

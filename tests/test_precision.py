@@ -1,0 +1,159 @@
+"""Precision modes: each loads, answers, and does what it says to the model (no timings here)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import docqa.reader
+from docqa import DocQA, Document, InputError
+from docqa.cli import app
+from docqa.reader import Reader, apply_precision, pick_precision
+
+PHRASE = "blue heron"
+TEXT = (
+    "The marsh is quiet at dawn. A blue heron stands in the reeds near the old mill. "
+    "Its nest is in the tall alder by the river, and it hunts frogs and small fish. "
+) * 12
+
+
+def answers_are_real_spans(answers, doc: Document) -> None:
+    assert answers
+    for a in answers:
+        assert a.text and a.text == doc.text[a.start : a.end]
+        assert 0.0 < a.score <= 1.0
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8", "auto"])
+def test_every_precision_loads_and_answers(tiny_model, precision):
+    qa = DocQA(model=str(tiny_model), device="cpu", precision=precision)
+    doc = Document.from_text(TEXT, source="marsh")
+    answers = qa.ask("Where is the nest?", doc, top_k=3)
+    answers_are_real_spans(answers, doc)
+    assert qa.reader.precision in ("fp32", "bf16", "int8")
+    if precision != "auto":
+        assert qa.reader.precision == precision
+
+
+def test_fp32_gives_the_bare_models_logits(tiny_model):
+    """fp32 changes nothing: same logits as the model straight from ``from_pretrained``."""
+    from transformers import AutoModelForQuestionAnswering
+
+    qa = DocQA(model=str(tiny_model), device="cpu", precision="fp32")
+    doc = Document.from_text(TEXT)
+    text = qa.tokenized(doc)
+    from docqa.windowing import make_windows, tokenize_question
+
+    q = tokenize_question(qa.reader.tokenizer, "Where is the nest?", 64)
+    windows = make_windows(qa.template, q, text, 0, 384, 128)
+    bare = AutoModelForQuestionAnswering.from_pretrained(str(tiny_model)).eval()
+    for i, start, end in qa.reader.logits(windows):
+        w = windows[i]
+        with torch.inference_mode():
+            out = bare(
+                input_ids=torch.from_numpy(w.input_ids)[None],
+                token_type_ids=torch.from_numpy(w.token_type_ids)[None],
+            )
+        torch.testing.assert_close(torch.from_numpy(start), out.start_logits[0])
+        torch.testing.assert_close(torch.from_numpy(end), out.end_logits[0])
+
+
+def test_int8_quantizes_the_encoder_but_not_the_answer_head(tiny_model):
+    pytest.importorskip("torchao")
+    reader = Reader(str(tiny_model), device="cpu", precision="int8")
+    reader.warm_up()
+    model = reader._model
+    for layer in model.bert.encoder.layer:
+        dense = layer.intermediate.dense
+        assert type(dense.weight) is not torch.nn.Parameter, "encoder weights are int8 tensors"
+    assert type(model.qa_outputs) is torch.nn.Linear
+    assert model.qa_outputs.weight.dtype == torch.float32
+    assert type(model.qa_outputs.weight) is torch.nn.Parameter
+
+
+def test_int8_without_torchao_falls_back_to_torch_dynamic_quantization(tiny_model, monkeypatch):
+    monkeypatch.setattr(docqa.reader, "_has_torchao", lambda: False)
+    qa = DocQA(model=str(tiny_model), device="cpu", precision="int8")
+    doc = Document.from_text(TEXT)
+    answers_are_real_spans(qa.ask("Where is the nest?", doc), doc)
+    dense = qa.reader._model.bert.encoder.layer[0].intermediate.dense
+    assert "quantized" in type(dense).__module__
+    assert type(qa.reader._model.qa_outputs) is torch.nn.Linear
+
+
+def test_bf16_on_cpu_keeps_fp32_weights_and_runs_under_autocast(tiny_model):
+    reader = Reader(str(tiny_model), device="cpu", precision="bf16")
+    reader.warm_up()
+    assert all(p.dtype == torch.float32 for p in reader._model.parameters())
+    with reader._autocast():
+        assert torch.is_autocast_enabled("cpu")
+        assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+
+
+def test_bf16_and_fp16_on_a_gpu_cast_the_weights():
+    model = torch.nn.Linear(4, 2)
+    assert apply_precision(model, "fp16", "meta").weight.dtype == torch.float16
+    assert apply_precision(torch.nn.Linear(4, 2), "bf16", "meta").weight.dtype == torch.bfloat16
+    assert apply_precision(torch.nn.Linear(4, 2), "bf16", "cpu").weight.dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    ("features", "torchao", "expected"),
+    [
+        ({"avx512_vnni": True, "avx512_bf16": True}, True, "int8"),
+        ({"amx_int8": True, "amx_bf16": True}, True, "int8"),
+        ({"avx512_vnni": True, "avx512_bf16": True}, False, "bf16"),
+        ({"avx512_bf16": True}, True, "bf16"),
+        ({}, True, "fp32"),
+        ({}, False, "fp32"),
+    ],
+)
+def test_auto_on_cpu_follows_the_instructions_it_has(monkeypatch, features, torchao, expected):
+    all_false = dict.fromkeys(
+        ("avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni", "amx_int8"), False
+    )
+    monkeypatch.setattr(docqa.reader, "cpu_features", lambda: {**all_false, **features})
+    monkeypatch.setattr(docqa.reader, "_has_torchao", lambda: torchao)
+    assert pick_precision("auto", "cpu") == expected
+
+
+@pytest.mark.parametrize(("bf16", "expected"), [(True, "bf16"), (False, "fp16")])
+def test_auto_on_a_gpu_is_half_precision(monkeypatch, bf16, expected):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    assert pick_precision("auto", "cuda") == expected
+    assert pick_precision("fp32", "cuda") == "fp32"
+
+
+def test_auto_on_mps_is_fp32_and_int8_is_refused_there():
+    assert pick_precision("auto", "mps") == "fp32"
+    with pytest.raises(InputError, match="int8"):
+        pick_precision("int8", "mps")
+
+
+@pytest.mark.parametrize("bad", ["fp64", "half", "", "INT8"])
+def test_unknown_precision_fails_when_built(bad):
+    with pytest.raises(InputError, match="precision"):
+        DocQA(precision=bad)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8", "auto"])
+def test_planted_answer_is_found_at_every_precision(plant, precision):
+    plant({PHRASE: 10.0})
+    doc = Document.from_text(TEXT, source="marsh")
+    [a] = DocQA(device="cpu", precision=precision).ask("What stands in the reeds?", doc)
+    assert a.text == PHRASE
+
+
+def test_cli_takes_precision_and_refuses_unknown_ones(plant, tmp_path):
+    model = plant({PHRASE: 10.0})
+    path = tmp_path / "marsh.txt"
+    path.write_text(TEXT)
+    runner = CliRunner()
+    result = runner.invoke(app, ["ask", "What stands?", str(path), "--precision", "bf16", "--json"])
+    assert result.exit_code == 0, result.output
+    assert PHRASE in result.stdout
+    assert len(model.loads) == 1
+    result = runner.invoke(app, ["ask", "What stands?", str(path), "--precision", "fp64"])
+    assert result.exit_code == 2
+    assert "precision" in result.output
