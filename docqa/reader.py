@@ -185,8 +185,10 @@ def load_model(name: str, device: str):
     if (name.startswith((".", "/", "~")) or local.exists()) and not (
         local / "config.json"
     ).exists():
+        what = "has no config.json" if local.exists() else "does not exist"
         raise ModelLoadError(
-            f"Cannot load the model: {name} is not a model folder (no config.json in it)."
+            f"Cannot load the model: {name} {what}; pass --model PATH to a local model folder, "
+            "or download the model on a connected machine first."
         )
     source = str(local) if local.exists() else name
     try:
