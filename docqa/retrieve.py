@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from docqa.errors import InputError, ModelLoadError
-from docqa.windowing import TokenizedText, window_bounds
+from docqa.windowing import PairTemplate, TokenizedText, Window, window_bounds
 
 #: Reciprocal-rank-fusion constant (Cormack et al. 2009): ranks below ~60 barely matter.
 RRF_K = 60
@@ -77,6 +77,53 @@ def make_chunks(text: TokenizedText, doc_index: int, chunk_len: int, stride: int
         Chunk(doc_index, s, e, int(text.starts[s]), int(text.ends[e - 1]))
         for s, e in window_bounds(len(text), chunk_len, stride)
     ]
+
+
+def chunk_windows(
+    template: PairTemplate,
+    question_ids: list[int],
+    text: TokenizedText,
+    doc_index: int,
+    chunk: Chunk,
+    max_seq_len: int,
+    doc_stride: int,
+) -> list[Window]:
+    """The reader windows of one retrieved chunk: one, unless the question is too long.
+
+    A question longer than the chunk was sized for leaves less room for context; the chunk
+    is then read as overlapping windows (``doc_stride`` tokens of overlap) that cover it.
+    """
+    room = max_seq_len - len(question_ids) - template.n_special
+    if room <= doc_stride:
+        raise InputError(
+            f"The question ({len(question_ids)} tokens) leaves no room for context in "
+            f"{max_seq_len}-token windows."
+        )
+    head = np.asarray([*template.prefix, *question_ids, *template.middle], dtype=np.int64)
+    head_types = np.asarray(
+        [template.question_type] * (len(template.prefix) + len(question_ids))
+        + [template.middle_type] * len(template.middle),
+        dtype=np.int64,
+    )
+    tail = np.asarray(template.suffix, dtype=np.int64)
+    tail_types = np.full(len(tail), template.suffix_type, dtype=np.int64)
+    windows = []
+    for s, e in window_bounds(chunk.token_end - chunk.token_start, room, doc_stride):
+        start, end = chunk.token_start + s, chunk.token_start + e
+        context = text.ids[start:end]
+        windows.append(
+            Window(
+                doc_index=doc_index,
+                input_ids=np.concatenate([head, context, tail]),
+                token_type_ids=np.concatenate(
+                    [head_types, np.full(len(context), template.context_type), tail_types]
+                ),
+                context_offset=len(head),
+                token_start=start,
+                token_end=end,
+            )
+        )
+    return windows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,7 +449,8 @@ def best_snippet(text: str, start: int, end: int, query: str, width: int = 320) 
             e = cut + 1 if cut > s + width // 3 else max(text.rfind(" ", s, e), s + 1)
         # Most query terms first; among equals, the stretch whose first match comes soonest.
         matches = highlight_terms(text[s:e], query, terms)
-        found = {term for ws in bm25_tokens([text[a + s : b + s] for a, b in matches]) for term in ws}
+        words = bm25_tokens([text[a + s : b + s] for a, b in matches])
+        found = {term for stems in words for term in stems}
         lead = matches[0][0] / width if matches else 1.0
         score = len(found) - 0.5 * lead
         if score > best_score:
