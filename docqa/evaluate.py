@@ -123,6 +123,7 @@ def evaluate(
     level: Level = "document",
     limit: int | None = None,
     progress: Progress | None = None,
+    windows: int | None = None,
 ) -> EvalReport:
     """Ask ``qa`` every question of a SQuAD v1.1/v2.0 file and score its answers.
 
@@ -130,6 +131,8 @@ def evaluate(
     its whole article (paragraphs joined in order), the same ``Document`` object for every
     question of the article so the reader can reuse its tokenization. ``limit`` keeps the
     first N questions in file order. ``progress(done, total)`` is called after each question.
+    ``windows=N`` asks the reader to read only the N windows its retriever ranks best
+    (``qa.predict(question, documents, windows=N)``); window recall then measures retrieval.
 
     >>> import docqa  # doctest: +SKIP
     >>> report = evaluate("dev-v1.1.json", docqa.DocQA(), level="paragraph")  # doctest: +SKIP
@@ -154,7 +157,10 @@ def evaluate(
     for group in groups:
         documents = (group.document,)  # one tuple per group: same objects for every question
         for question, gold in zip(group.questions, group.gold_spans, strict=True):
-            prediction = qa.predict(question.question, documents)
+            if windows is None:
+                prediction = qa.predict(question.question, documents)
+            else:
+                prediction = qa.predict(question.question, documents, windows=windows)
             predictions[question.id] = prediction.answers[0].text if prediction.answers else ""
             na_probs[question.id] = na_prob_of(prediction.null_score_diff)
             answers[question.id] = question.answers
