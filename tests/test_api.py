@@ -53,6 +53,12 @@ def check_invariants(answers: list[Answer]) -> None:
     assert len(set(places)) == len(places), "each span once"
 
 
+def core(**settings) -> DocQA:
+    """A DocQA reading every window of its documents in memory: the core path, without
+    retrieval, index or dense encoder (they choose windows; these tests are about reading)."""
+    return DocQA(windows=None, index=False, dense=False, **settings)
+
+
 def context_tokens(tokenizer, question: str, max_seq_len: int) -> int:
     """Document tokens per window, as `make_windows` computes it for BERT's template."""
     return max_seq_len - len(tokenize_question(tokenizer, question, 16)) - 3
@@ -81,7 +87,7 @@ def test_answer_across_a_window_boundary_comes_back_whole(plant, tokenizer, part
     question = "where does it go?"
     text = straddling_text(tokenizer, question, 64, 16)
     doc = Document.from_text(text, source="long.txt")
-    qa = DocQA(max_seq_len=64, doc_stride=16, max_question_len=16, max_context=True)
+    qa = core(max_seq_len=64, doc_stride=16, max_question_len=16, max_context=True)
     [a] = qa.ask(question, doc)
     assert a.text == PHRASE
     assert (a.start, a.end) == (text.index(PHRASE), text.index(PHRASE) + len(PHRASE))
@@ -97,7 +103,7 @@ def test_answer_on_page_7_of_a_generated_pdf(plant, tmp_path):
     pages = [f"Page {n}. " + filler(150, n) for n in range(1, 11)]
     pages[6] = f"Page 7. {filler(60)} The {PHRASE} every year. {filler(60, 1)}"
     path = make_pdf(tmp_path / "birds.pdf", pages)
-    answers = DocQA().ask("Where does the kestrel go?", path, top_k=3)
+    answers = core().ask("Where does the kestrel go?", path, top_k=3)
     best = answers[0]
     assert squash(best.text) == PHRASE
     assert best.page == 7
@@ -116,7 +122,7 @@ def test_answer_in_a_real_manual(plant, r_faq):
     phrase = "whose denominator is a power of 2"
     assert squash(r_faq.text).lower().count(phrase) == 1
     plant({phrase: 10.0})
-    [a] = DocQA().ask("Which fractions are exact?", MANUALS / "R-FAQ.pdf")
+    [a] = core().ask("Which fractions are exact?", MANUALS / "R-FAQ.pdf")
     assert squash(a.text) == phrase
     assert a.page == 41
     assert a.source.endswith("R-FAQ.pdf")
@@ -132,7 +138,8 @@ def squash_index(text: str, phrase: str) -> int:
     return match.start()
 
 
-def test_the_right_file_wins_in_a_folder(plant, tmp_path):
+@pytest.mark.parametrize("default_path", [False, True])
+def test_the_right_file_wins_in_a_folder(plant, tmp_path, default_path):
     plant({PHRASE: 10.0, "grey heron": 6.0, "barn owl": 3.0})
     (tmp_path / "sub").mkdir()
     (tmp_path / "a.txt").write_text(f"{filler(200)} The grey heron waits. {filler(50)}")
@@ -140,7 +147,8 @@ def test_the_right_file_wins_in_a_folder(plant, tmp_path):
     (tmp_path / "c.html").write_text(f"<p>{filler(100)} A barn owl hunts.</p>")
     make_pdf(tmp_path / "d.pdf", [filler(100), filler(100, 5)])
     (tmp_path / "e.bin").write_bytes(b"\x00\x01 not a document")
-    qa = DocQA()
+    # default_path: the index and retrieval that `ask` uses on paths by default (BM25 only).
+    qa = DocQA(dense=False) if default_path else core()
     [best] = qa.ask("Which bird migrates?", tmp_path)
     assert best.source == str(tmp_path / "sub" / "b.md")
     assert best.text == PHRASE
@@ -162,7 +170,7 @@ def test_top_k_follows_raw_logits_across_windows_and_documents(plant):
     plant({PHRASE: 8.0, "barn owl": 7.0, "grey heron": 7.5})
     doc1 = Document.from_text(f"{filler(20)} {PHRASE} {filler(5)} barn owl {filler(20)}", "1")
     doc2 = Document.from_text(f"{filler(20)} grey heron {filler(20)}", "2")
-    answers = DocQA().ask("Which bird?", [doc2, doc1], top_k=3)
+    answers = core().ask("Which bird?", [doc2, doc1], top_k=3)
     assert [a.text for a in answers] == [PHRASE, "grey heron", "barn owl"]
     assert [a.logit for a in answers] == pytest.approx([16.0, 15.0, 14.0])
     check_invariants(answers)
@@ -183,7 +191,7 @@ def test_span_seen_by_two_overlapping_windows_appears_once(plant, tokenizer, max
     n_phrase = len(tokenizer(PHRASE, add_special_tokens=False)["input_ids"])
     bounds = window_bounds(len(tok), c, 32)
     assert bounds[1][0] <= first and first + n_phrase <= bounds[0][1], "phrase in both windows"
-    qa = DocQA(max_seq_len=64, doc_stride=32, max_question_len=16, max_context=max_context)
+    qa = core(max_seq_len=64, doc_stride=32, max_question_len=16, max_context=max_context)
     answers = qa.ask(question, Document.from_text(text), top_k=5)
     assert [a.text for a in answers].count(PHRASE) == 1
     assert answers[0].text == PHRASE and answers[1].text == "grey heron"
@@ -193,18 +201,18 @@ def test_span_seen_by_two_overlapping_windows_appears_once(plant, tokenizer, max
 def test_no_answer_when_cls_wins(plant):
     doc = Document.from_text(f"{filler(30)} {PHRASE} {filler(30)}")
     plant({PHRASE: 10.0}, cls=15.0)  # null 30 beats the best span's 20
-    assert DocQA(no_answer_threshold=0.0).ask("Where?", doc) == []
-    assert DocQA(no_answer_threshold=11.0).ask("Where?", doc)[0].text == PHRASE
-    assert DocQA().ask("Where?", doc)[0].text == PHRASE, "no threshold: always an answer"
+    assert core(no_answer_threshold=0.0).ask("Where?", doc) == []
+    assert core(no_answer_threshold=11.0).ask("Where?", doc)[0].text == PHRASE
+    assert core().ask("Where?", doc)[0].text == PHRASE, "no threshold: always an answer"
     plant({PHRASE: 10.0}, cls=5.0)
-    assert DocQA(no_answer_threshold=0.0).ask("Where?", doc)[0].text == PHRASE
+    assert core(no_answer_threshold=0.0).ask("Where?", doc)[0].text == PHRASE
 
 
 def test_every_answer_is_a_probability_with_the_offset_invariant(plant, tmp_path):
     plant({PHRASE: 4.0, "grey heron": 3.0}, baseline=1.0)
     pages = [f"{filler(80)} grey heron {filler(80, 2)}", f"{filler(40)} {PHRASE}.", "x y z"]
     path = make_pdf(tmp_path / "p.pdf", pages)
-    qa = DocQA(max_seq_len=96, doc_stride=32, max_question_len=16)
+    qa = core(max_seq_len=96, doc_stride=32, max_question_len=16)
     answers = qa.ask("Which bird?", path, top_k=10)
     # Fewer than 10 can come back: answers overlapping a better one are left out.
     assert 2 <= len(answers) <= 10
@@ -242,7 +250,7 @@ def planted_qa(tokenizer):
     mp = pytest.MonkeyPatch()
     model = PlantedModel(tokenizer, {PHRASE: 10.0})
     mp.setattr(docqa.reader, "load_model", planted_loader(model, tokenizer))
-    qa = DocQA(max_seq_len=48, doc_stride=16, max_question_len=8)
+    qa = core(max_seq_len=48, doc_stride=16, max_question_len=8)
     qa.warm_up()
     mp.undo()
     return qa
@@ -250,7 +258,7 @@ def planted_qa(tokenizer):
 
 @pytest.fixture(scope="module")
 def tiny_qa(tiny_model):
-    qa = DocQA(
+    qa = core(
         model=str(tiny_model), device="cpu", max_seq_len=48, doc_stride=16, max_question_len=8
     )
     qa.warm_up()
@@ -269,7 +277,12 @@ def test_tiny_model_answers_satisfy_the_offset_invariant(tiny_qa, text):
 # --- once per document, once per DocQA --------------------------------------------------
 
 
-def test_documents_tokenized_once_and_model_loaded_once(plant, monkeypatch, tmp_path):
+@pytest.mark.parametrize("through_index", [False, True])
+def test_documents_tokenized_once_and_model_loaded_once(
+    plant, monkeypatch, tmp_path, through_index
+):
+    import docqa.index
+
     model = plant({PHRASE: 10.0})
     calls = []
 
@@ -278,7 +291,9 @@ def test_documents_tokenized_once_and_model_loaded_once(plant, monkeypatch, tmp_
         return tokenize_text(tokenizer, text)
 
     monkeypatch.setattr(docqa.api, "tokenize_text", counting)
-    qa = DocQA()
+    monkeypatch.setattr(docqa.index, "tokenize_text", counting)
+    # Paths go through the persistent index (a temporary folder in tests) unless index=False.
+    qa = DocQA(dense=False) if through_index else core()
     assert model.loads == [], "building a DocQA loads nothing"
     doc = Document.from_text(f"{filler(500)} {PHRASE} {filler(500)}")
     path = tmp_path / "same.txt"
@@ -325,7 +340,7 @@ def test_bad_settings_fail_at_construction(plant, settings_):
 def test_empty_question_is_an_input_error(plant, question):
     plant({PHRASE: 1.0})
     with pytest.raises(InputError):
-        DocQA().ask(question, Document.from_text("some text"))
+        core().ask(question, Document.from_text("some text"))
 
 
 def test_long_question_is_truncated_not_fatal(plant):
@@ -334,5 +349,5 @@ def test_long_question_is_truncated_not_fatal(plant):
     plant({PHRASE: 10.0})
     doc = Document.from_text(f"{filler(100)} {PHRASE} {filler(100)}")
     with pytest.warns(QuestionTruncatedWarning):
-        [a] = DocQA(max_seq_len=128, doc_stride=32).ask("why " * 200, doc)
+        [a] = core(max_seq_len=128, doc_stride=32).ask("why " * 200, doc)
     assert a.text == PHRASE
