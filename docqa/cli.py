@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from docqa.api import DEFAULT_WINDOWS
 from docqa.errors import DocQAError, InputError, ModelLoadError
 
 EXIT_OK, EXIT_INPUT, EXIT_MODEL, EXIT_STRICT = 0, 2, 3, 4
@@ -53,6 +54,30 @@ PrecisionOpt = Annotated[
     typer.Option(
         envvar="DOCQA_PRECISION",
         help="auto (fastest measured for the device), fp32, bf16, fp16 (GPU), int8.",
+    ),
+]
+IndexOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--index",
+        envvar="DOCQA_INDEX",
+        help="Index folder. Default: docqa's folder in the user cache directory.",
+    ),
+]
+WindowsOpt = Annotated[
+    int,
+    typer.Option(
+        "--windows",
+        "-w",
+        min=1,
+        help="Windows the reader reads: the retriever's best for the question.",
+    ),
+]
+DenseOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dense/--no-dense",
+        help="Fuse BM25 with all-MiniLM-L6-v2 sentence vectors (better recall, slower indexing).",
     ),
 ]
 
@@ -142,10 +167,20 @@ def ask(
         float | None,
         typer.Option(help="Say 'no answer' when the [CLS] score beats the best span by this."),
     ] = None,
+    windows: WindowsOpt = DEFAULT_WINDOWS,
+    exhaustive: Annotated[
+        bool, typer.Option("--exhaustive", help="Read every window (slow on long documents).")
+    ] = False,
+    index_dir: IndexOpt = None,
 ) -> None:
-    """Answer QUESTION from the documents in PATHS."""
+    """Answer QUESTION from the documents in PATHS.
+
+    Files are indexed on first use (text, pages, windows, BM25; see `docqa index`), so later
+    questions about them parse and tokenize nothing; the reader reads only the --windows
+    windows the retriever ranks best, or every window with --exhaustive.
+    """
     from docqa.api import DocQA
-    from docqa.loaders import load_paths
+    from docqa.loaders import LoadResult
 
     with errors_to_exit_codes():
         if not question.strip():
@@ -158,14 +193,24 @@ def ask(
             doc_stride=doc_stride,
             max_answer_len=max_answer_len,
             no_answer_threshold=no_answer_threshold,
+            windows=windows,
+            index=index_dir,
         )
-        result = load_paths(paths, password=password)
-        if result.documents or len(result.statuses) > 1:
-            print_statuses(result.statuses)
-        documents = result.require_documents()
         with progress_bar("Loading model", enabled=not as_json):
             qa.warm_up()
-        answers = list(qa.predict(question, documents, top_k=top_k).answers)
+        with progress_bar("Indexing", enabled=not as_json) as update:
+            report = qa.index(
+                paths, progress=lambda done, total, _: update(done, total), password=password
+            )
+        result = LoadResult((), report.statuses)
+        if report.doc_ids or len(result.statuses) > 1:
+            print_statuses(result.statuses)
+        if not report.doc_ids:
+            result.require_documents()
+        prediction, _ = qa.ask_paths(
+            question, paths, top_k, None if exhaustive else windows, password=password
+        )
+        answers = list(prediction.answers)
     failed = any(s.state == "failed" for s in result.statuses)
     if as_json:
         payload = {
@@ -237,6 +282,16 @@ def eval_command(
     max_context: Annotated[
         bool, typer.Option(help="Only let a token start an answer in its max-context window.")
     ] = True,
+    windows: Annotated[
+        int | None,
+        typer.Option(
+            "--windows",
+            "-w",
+            min=1,
+            help="Read only the retriever's best N windows per question (default: all).",
+        ),
+    ] = None,
+    dense: DenseOpt = True,
 ) -> None:
     """Score a reader on labelled SQuAD data: EM, F1, window recall, throughput."""
     from docqa.api import DocQA
@@ -253,15 +308,20 @@ def eval_command(
             max_seq_len=max_seq_len,
             doc_stride=doc_stride,
             max_context=max_context,
+            dense=dense,
         )
         with progress_bar("Evaluating", enabled=True) as update:
-            report = evaluate(data, qa, level=level, limit=limit, progress=update)
+            report = evaluate(data, qa, level=level, limit=limit, progress=update, windows=windows)
     if predictions is not None:
         predictions.write_text(json.dumps(report.predictions, ensure_ascii=False, indent=1))
     if as_json:
-        sys.stdout.write(json.dumps({**report.to_json(), "model": qa.model_name}) + "\n")
+        payload = {**report.to_json(), "model": qa.model_name, "windows": windows}
+        sys.stdout.write(json.dumps(payload) + "\n")
         return
-    out.print(f"[bold]{escape(str(data))}[/]  level={level}  model={escape(qa.model_name)}")
+    depth = f"windows={windows}" if windows else "windows=all"
+    out.print(
+        f"[bold]{escape(str(data))}[/]  level={level}  {depth}  model={escape(qa.model_name)}"
+    )
     for key, value in report.to_json().items():
         if value is not None and key != "level":
             shown = f"{value:.2f}" if isinstance(value, float) else str(value)
@@ -340,3 +400,161 @@ def train(
             doc_stride=128,
             max_context=True,
         )
+
+
+@app.command("index")
+def index_command(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to index.")],
+    index_dir: IndexOpt = None,
+    model: ModelOpt = None,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Delete the index first and build it afresh.")
+    ] = False,
+    dense: DenseOpt = True,
+    password: Annotated[str | None, typer.Option(help="Password for encrypted PDFs.")] = None,
+    max_seq_len: Annotated[int, typer.Option(help="Tokens per window (as for ask).")] = 384,
+    doc_stride: Annotated[int, typer.Option(help="Tokens of overlap between windows.")] = 128,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Index PATHS so that questions and searches about them are fast.
+
+    Stores each file's text, pages, content hash and status, its windows and a BM25 index in
+    one SQLite file. Running it again reads only files that changed and drops deleted ones;
+    it is safe to interrupt, and a second indexer waits for the first.
+    """
+    from docqa.index import Index, WindowScheme
+    from docqa.loaders import LoadResult
+
+    with errors_to_exit_codes():
+        scheme = WindowScheme.default(model, max_seq_len=max_seq_len, doc_stride=doc_stride)
+        encoder = _encoder(dense)
+        if rebuild:
+            Index.rebuild(index_dir)
+        with Index(index_dir) as index, progress_bar("Indexing", enabled=not as_json) as update:
+            report = index.update(
+                paths,
+                scheme,
+                encoder=encoder,
+                password=password,
+                progress=lambda done, total, _: update(done, total),
+            )
+            location = index.directory
+        print_statuses(report.statuses)
+        if not report.doc_ids:
+            LoadResult((), report.statuses).require_documents()
+    rate = report.pages / report.seconds if report.seconds > 0 and report.parsed else None
+    if as_json:
+        payload = {
+            "index": str(location),
+            "documents": len(report.doc_ids),
+            "parsed": report.parsed,
+            "unchanged": report.reused,
+            "removed": report.removed,
+            "pages_parsed": report.pages,
+            "pages_per_s": rate,
+            "seconds": report.seconds,
+            "files": [
+                {"path": s.path, "state": s.state, "reason": s.reason} for s in report.statuses
+            ],
+        }
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        return
+    speed = f", {rate:.1f} pages/s" if rate else ""
+    out.print(
+        f"Indexed {len(report.doc_ids)} document(s): {report.parsed} parsed, "
+        f"{report.reused} unchanged, {report.removed} removed in {report.seconds:.1f} s"
+        f"{speed}. Index: {escape(str(location))}",
+        highlight=False,
+    )
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="Words to look for (a question works too).")],
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to search.")],
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many passages.")] = 5,
+    index_dir: IndexOpt = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            envvar="DOCQA_MODEL",
+            help="Whose tokenizer cuts the windows (only the tokenizer is loaded).",
+        ),
+    ] = None,
+    dense: DenseOpt = True,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Ranked passages for QUERY in PATHS, with file, page and snippet: no reader model needed."""
+    from docqa.index import Index, WindowScheme
+    from docqa.loaders import LoadResult
+
+    with errors_to_exit_codes():
+        if not query.strip():
+            raise InputError("The query is empty.")
+        scheme = WindowScheme.default(model)
+        encoder = _encoder(dense)
+        with Index(index_dir) as index:
+            with progress_bar("Indexing", enabled=not as_json) as update:
+                report = index.update(
+                    paths, scheme, encoder=encoder, progress=lambda d, t, _: update(d, t)
+                )
+            result = LoadResult((), report.statuses)
+            if report.doc_ids or len(result.statuses) > 1:
+                print_statuses(result.statuses)
+            if not report.doc_ids:
+                result.require_documents()
+            shown: dict[int, str] = {}
+            for f in report.files:
+                if f.doc_id is not None:
+                    shown.setdefault(f.doc_id, f.path)
+            hits = index.search(query, report.doc_ids, scheme, top_k, encoder, paths=shown)
+    if as_json:
+        payload = {
+            "query": query,
+            "hits": [
+                {
+                    "source": h.path,
+                    "page": h.page,
+                    "start": h.start,
+                    "end": h.end,
+                    "score": h.score,
+                    "snippet": h.snippet,
+                    "snippet_start": h.snippet_start,
+                    "snippet_end": h.snippet_end,
+                }
+                for h in hits
+            ],
+        }
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        return
+    if not hits:
+        out.print("[yellow]Nothing found.[/]")
+        return
+    for rank, h in enumerate(hits, 1):
+        where = h.path + (f":{h.page}" if h.page is not None else "")
+        out.print(f"[bold]{rank}. {escape(where)}[/]  [dim]score {h.score:.3f}[/]", highlight=False)
+        out.print("   " + highlighted_snippet(h.snippet, query), highlight=False)
+
+
+def highlighted_snippet(snippet: str, query: str) -> str:
+    """The snippet on one line, with the words that match the query in bold."""
+    from docqa.retrieve import highlight_terms
+
+    flat = " ".join(snippet.split())
+    parts, last = [], 0
+    for s, e in highlight_terms(flat, query):
+        parts.append(escape(flat[last:s]) + "[bold yellow]" + escape(flat[s:e]) + "[/]")
+        last = e
+    return "".join(parts) + escape(flat[last:])
+
+
+def _encoder(dense: bool):
+    """The sentence encoder when --dense and its package is installed, else None (BM25 only)."""
+    if not dense:
+        return None
+    from docqa.api import _dense_available
+    from docqa.retrieve import DenseEncoder
+
+    return DenseEncoder() if _dense_available() else None

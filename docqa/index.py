@@ -771,14 +771,23 @@ class Index:
         """Ranked windows with their file, page and best snippet; no reader model involved."""
         from docqa.retrieve import best_snippet
 
-        hits = []
+        hits: list[Hit] = []
         docs: dict[int, Document] = {}
-        for chunk, score in self.rank(query, doc_ids, scheme, k, encoder):
+        # Neighbouring windows overlap; rank a few spare ones so that k distinct passages
+        # remain after dropping snippets that overlap one already shown.
+        for chunk, score in self.rank(query, doc_ids, scheme, 3 * k, encoder):
+            if len(hits) == k:
+                break
             doc = docs.get(chunk.doc_index)
             if doc is None:
                 source = (paths or {}).get(chunk.doc_index)
                 doc = docs[chunk.doc_index] = self.document(chunk.doc_index, source)
             s, e = best_snippet(doc.text, chunk.start, chunk.end, query)
+            if any(
+                h.doc_id == chunk.doc_index and h.snippet_start < e and s < h.snippet_end
+                for h in hits
+            ):
+                continue
             hits.append(
                 Hit(
                     doc.source,
