@@ -180,7 +180,8 @@ def ask(
     windows the retriever ranks best, or every window with --exhaustive.
     """
     from docqa.api import DocQA
-    from docqa.loaders import LoadResult
+    from docqa.loaders import LoadResult, load_paths
+    from docqa.loaders.walk import walk
 
     with errors_to_exit_codes():
         if not question.strip():
@@ -196,6 +197,10 @@ def ask(
             windows=windows,
             index=index_dir,
         )
+        # A missing path or an empty folder is an input error (exit 2): say so before loading
+        # the model, which is slow and may itself fail (exit 3).
+        if not any(p.exists() and (not p.is_dir() or any(walk(p))) for p in paths):
+            load_paths(paths).require_documents()
         with progress_bar("Loading model", enabled=not as_json):
             qa.warm_up()
         with progress_bar("Indexing", enabled=not as_json) as update:
