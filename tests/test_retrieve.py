@@ -1,0 +1,200 @@
+"""Retrieval: chunks, BM25, dense fusion, and reading only the retrieved windows (issue 7)."""
+
+from __future__ import annotations
+
+import doctest
+import itertools
+
+import numpy as np
+import pytest
+
+import docqa.retrieve
+from docqa import DocQA, Document, InputError
+from docqa.retrieve import (
+    Bm25,
+    Chunk,
+    Retriever,
+    bm25_tokens,
+    chunk_length,
+    chunk_windows,
+    make_chunks,
+    rrf,
+)
+from docqa.windowing import pair_template, tokenize_question, tokenize_text
+
+PHRASE = "violet kestrel migrates southward"
+FILLER = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+
+
+def filler(n: int, offset: int = 0) -> str:
+    return " ".join(FILLER[(offset + i) % len(FILLER)] for i in range(n))
+
+
+def test_doctests():
+    assert doctest.testmod(docqa.retrieve).failed == 0
+
+
+def test_chunks_cover_the_text_with_the_stride_overlap(tokenizer):
+    text = tokenize_text(tokenizer, filler(1000))
+    chunks = make_chunks(text, 3, chunk_len=100, stride=30)
+    assert chunks[0].token_start == 0 and chunks[-1].token_end == len(text)
+    for a, b in itertools.pairwise(chunks):
+        assert b.token_start == a.token_end - 30
+    assert all(c.doc_index == 3 and c.token_end - c.token_start <= 100 for c in chunks)
+    assert all(c.start == text.starts[c.token_start] for c in chunks)
+    assert make_chunks(tokenize_text(tokenizer, ""), 0, 100, 30) == []
+
+
+def test_chunk_length_leaves_room_for_the_longest_question():
+    assert chunk_length(384, 64, 3) == 317
+    with pytest.raises(InputError):
+        chunk_length(64, 64, 3)
+
+
+def test_a_chunk_is_one_reader_window_unless_the_question_is_too_long(tokenizer):
+    template = pair_template(tokenizer)
+    text = tokenize_text(tokenizer, filler(400))
+    chunk_len = chunk_length(128, 16, template.n_special)
+    chunk = make_chunks(text, 0, chunk_len, 32)[1]
+    short = tokenize_question(tokenizer, "which bird?", 16)
+    [w] = chunk_windows(template, short, text, 0, chunk, 128, 32)
+    assert (w.token_start, w.token_end) == (chunk.token_start, chunk.token_end)
+    assert len(w) <= 128
+    np.testing.assert_array_equal(
+        w.input_ids[w.context_offset : w.context_offset + chunk_len],
+        text.ids[chunk.token_start : chunk.token_end],
+    )
+    # 40 question tokens leave less room than the chunk was cut for: read it in pieces.
+    long = tokenize_question(tokenizer, "why " * 40, 64)
+    pieces = chunk_windows(template, long, text, 0, chunk, 128, 32)
+    assert len(pieces) > 1 and all(len(p) <= 128 for p in pieces)
+    assert pieces[0].token_start == chunk.token_start and pieces[-1].token_end == chunk.token_end
+
+
+def test_bm25_ranks_the_passage_sharing_rare_words_first():
+    texts = [
+        "The outdoor sensor runs on two AA lithium batteries.",
+        "Warranty: two years from the date of purchase.",
+        "The display shows the temperature in Celsius.",
+    ]
+    r = Retriever.build(texts)
+    assert next(i for i, _ in r.rank("Which batteries does the sensor use?", k=3)) == 0
+    assert [i for i, _ in r.rank("how long is the warranty", k=1)] == [1]
+    # A question with no known word still returns k windows (in document order).
+    assert [i for i, _ in r.rank("zzz qqq", k=2)] == [0, 1]
+
+
+def test_mask_keeps_ranking_inside_the_documents_asked_about():
+    r = Retriever.build(["lithium batteries", "lithium batteries too", "nothing here"])
+    mask = np.array([False, True, True])
+    ranked = r.rank("lithium batteries", k=5, mask=mask)
+    assert [i for i, _ in ranked] == [1, 2]
+
+
+def test_bm25_state_round_trip_scores_identically():
+    tokens = bm25_tokens(["alpha beta gamma", "beta beta delta", "epsilon"])
+    a = Bm25(tokens)
+    b = Bm25.from_state(a.to_state())
+    for q in (["beta"], ["alpha", "delta"], ["unknown"]):
+        np.testing.assert_allclose(a.scores(q), b.scores(q))
+    empty = Bm25.from_state(Bm25([]).to_state())
+    assert empty.size == 0 and empty.scores(["x"]).shape == (0,)
+
+
+def test_rrf_rewards_agreement():
+    fused = rrf([np.array([2, 0, 1]), np.array([2, 1, 0])], 3)
+    assert int(np.argmax(fused)) == 2
+
+
+def test_dense_fusion_finds_a_paraphrase_bm25_misses():
+    # No word of the question (after stemming and stop words) is in the right passage.
+    texts = [
+        "Physicians recommend resting and drinking plenty of fluids when you have influenza.",
+        "The question of what to do is listed in the table of contents.",
+        "Stock markets fell sharply after the announcement.",
+    ]
+    question = "what should I do if I catch the flu"
+    lexical = Retriever.build(texts)
+    assert lexical.rank(question, 1)[0][0] != 0
+    fused = Retriever.build(texts, encoder=docqa.retrieve.DenseEncoder())
+    assert fused.rank(question, 1)[0][0] == 0
+
+
+def test_encoder_vectors_are_unit_length():
+    enc = docqa.retrieve.DenseEncoder()
+    v = enc.encode(["a cat", "a dog on a mat", ""])
+    assert v.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(v[:2], axis=1), 1.0, rtol=1e-5)
+    vectors, owners = enc.encode_passages(["word " * 400, "short"])
+    assert owners.tolist().count(0) > 1 and owners.tolist().count(1) == 1
+    assert len(vectors) == len(owners)
+
+
+# --- predict(..., windows=N): the reader reads only what the retriever chose ------------------
+
+
+def long_document() -> tuple[Document, str]:
+    """Twenty filler passages and one about the kestrel, far from the start."""
+    parts = [filler(120, i) for i in range(20)]
+    parts[13] = f"{filler(40)} Each autumn the {PHRASE} to Africa. {filler(40, 3)}"
+    text = "\n\n".join(parts)
+    return Document.from_text(text, source="birds.txt"), text
+
+
+def qa(**settings) -> DocQA:
+    return DocQA(max_seq_len=96, doc_stride=24, max_question_len=16, dense=False, **settings)
+
+
+def test_predict_reads_only_the_retrieved_windows(plant):
+    plant({PHRASE: 10.0})
+    doc, text = long_document()
+    reader = qa()
+    every = reader.predict("Where does the kestrel migrate each autumn?", [doc])
+    some = reader.predict("Where does the kestrel migrate each autumn?", [doc], windows=2)
+    assert len(some.windows_read) == 2 < len(every.windows_read)
+    assert some.answers[0].text == every.answers[0].text == PHRASE
+    assert some.answers[0].start == text.index(PHRASE)
+    # The best window is first, and holds the answer.
+    first = some.windows_read[0]
+    assert first.start <= text.index(PHRASE) < first.end
+
+
+def test_windows_beyond_the_document_read_every_chunk(plant):
+    plant({PHRASE: 10.0})
+    doc = Document.from_text(f"{filler(30)} {PHRASE} {filler(30)}")
+    p = qa().predict("where?", [doc], windows=50)
+    assert len(p.windows_read) == 1 and p.answers[0].text == PHRASE
+
+
+def test_ask_defaults_to_retrieval_and_exhaustive_reads_all(plant):
+    plant({PHRASE: 10.0})
+    doc, _ = long_document()
+    reader = qa(windows=1, index=False)
+    assert reader.ask("Where does the kestrel migrate?", doc)[0].text == PHRASE
+    assert reader.ask("Where does the kestrel migrate?", doc, exhaustive=True)[0].text == PHRASE
+
+
+def test_retriever_weight_breaks_a_reader_tie_in_favour_of_the_better_window(plant):
+    # The reader likes both phrases equally; only the retriever knows which window matches.
+    plant({"grey heron": 5.0, "barn owl": 5.0})
+    parts = [filler(100, i) for i in range(6)]
+    parts[1] = f"{filler(20)} The barn owl hunts. {filler(20)}"
+    parts[4] = f"{filler(20)} Herons wade in marshes; the grey heron waits. {filler(20)}"
+    doc = Document.from_text("\n\n".join(parts))
+    question = "Which heron waits in marshes?"
+    fused = qa(retriever_weight=2.0).predict(question, [doc], top_k=2, windows=3)
+    assert fused.answers[0].text == "grey heron"
+    assert fused.answers[0].logit == pytest.approx(12.0)
+
+
+def test_bad_windows_setting_is_an_input_error(plant):
+    plant({PHRASE: 1.0})
+    with pytest.raises(InputError):
+        DocQA(windows=0)
+    with pytest.raises(InputError):
+        qa().predict("where?", [Document.from_text("x y z")], windows=0)
+
+
+def test_chunk_is_hashable_and_frozen():
+    c = Chunk(0, 0, 10, 0, 50)
+    assert {c: 1}[c] == 1
