@@ -19,6 +19,16 @@ ANSWER_KEYS = {"text", "score", "source", "page", "start", "end", "context"}
 SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "sample_docs"
 
 
+@pytest.fixture(autouse=True)
+def bm25_only(monkeypatch):
+    """`ask` fuses BM25 with a dense encoder when one is installed; loading it and encoding
+    every window on CPU costs 5-15 s per test, and retrieval is not what these tests are about
+    (its own tests cover it)."""
+    import docqa.api
+
+    monkeypatch.setattr(docqa.api, "_dense_available", lambda: False)
+
+
 def words(n: int, offset: int = 0) -> str:
     vocab = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
     return " ".join(vocab[(offset + i) % len(vocab)] for i in range(n))
@@ -146,19 +156,30 @@ def test_empty_question_exits_2(plant, library, question):
 
 
 def test_missing_path_exits_2(plant, tmp_path):
-    plant({PHRASE: 10.0})
+    model = plant({PHRASE: 10.0})
     missing = tmp_path / "missing"
     result = run("ask", "Where?", str(missing))
     assert result.exit_code == 2
     assert str(missing) in one_error(result)
+    assert model.loads == [], "input errors come before the (slow, fallible) model load"
 
 
 def test_empty_folder_exits_2(plant, tmp_path):
-    plant({PHRASE: 10.0})
+    model = plant({PHRASE: 10.0})
     (tmp_path / "empty").mkdir()
     result = run("ask", "Where?", str(tmp_path / "empty"))
     assert result.exit_code == 2
-    one_error(result)
+    assert "empty" in one_error(result)
+    assert model.loads == []
+
+
+def test_missing_path_exits_2_even_when_the_model_cannot_load(tmp_path):
+    """Regression: `ask` loaded the model before looking at the paths, so with the default
+    model not cached, `docqa ask "…" missing/` exited 3 instead of 2."""
+    env = {"HF_HUB_OFFLINE": "1", "DOCQA_MODEL": str(tmp_path / "no-model")}
+    result = run("ask", "Where?", str(tmp_path / "missing"), env=env)
+    assert result.exit_code == 2
+    assert "No such file" in one_error(result)
 
 
 def test_folder_without_readable_documents_exits_2(plant, tmp_path):
