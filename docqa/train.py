@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-from docqa.errors import InputError
+from docqa.errors import InputError, ModelLoadError
 from docqa.squad import Article, gold_spans, join_article, question_gold_spans, read_squad
 from docqa.windowing import (
     TokenizedText,
@@ -206,7 +206,7 @@ def train(config: TrainConfig, progress: Callable[[TrainProgress], None] | None 
     random.seed(config.seed)
     torch.manual_seed(config.seed)
 
-    tokenizer = AutoTokenizer.from_pretrained(config.base)
+    tokenizer = _load_pretrained(AutoTokenizer.from_pretrained, config.base)
     articles = read_squad(config.train_path)
     if config.limit:
         articles = articles[: config.limit]
@@ -218,11 +218,14 @@ def train(config: TrainConfig, progress: Callable[[TrainProgress], None] | None 
 
     resume = (ckpt / "state.pt").exists()
     source = str(ckpt) if resume else config.base
-    model_config = AutoConfig.from_pretrained(source)
+    model_config = _load_pretrained(AutoConfig.from_pretrained, source)
     if hasattr(model_config, "attention_probs_dropout_prob"):
         model_config.attention_probs_dropout_prob = config.attention_dropout
-    model = AutoModelForQuestionAnswering.from_pretrained(
-        source, config=model_config, dtype=torch.float32
+    model = _load_pretrained(
+        AutoModelForQuestionAnswering.from_pretrained,
+        source,
+        config=model_config,
+        dtype=torch.float32,
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.01)
     scheduler = get_linear_schedule_with_warmup(
@@ -283,6 +286,17 @@ def train(config: TrainConfig, progress: Callable[[TrainProgress], None] | None 
         json.dumps({**asdict(config), "features": len(features), "steps": total_steps}, indent=2)
     )
     return out
+
+
+def _load_pretrained(load, source: str, **kwargs):
+    """``load(source)``; any failure becomes one `ModelLoadError` sentence, not a traceback."""
+    try:
+        return load(source, **kwargs)
+    except Exception as exc:  # transformers raises OSError, ValueError, HTTP errors...
+        raise ModelLoadError(
+            f"Cannot load {source!r} to train from ({type(exc).__name__}): give --base a local "
+            "model folder, or a hub name this machine can download."
+        ) from exc
 
 
 def _save_checkpoint(model, tokenizer, optimizer, scheduler, step: int, ckpt: Path) -> None:
