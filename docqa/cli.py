@@ -172,6 +172,7 @@ def ask(
         bool, typer.Option("--exhaustive", help="Read every window (slow on long documents).")
     ] = False,
     index_dir: IndexOpt = None,
+    dense: DenseOpt = True,
 ) -> None:
     """Answer QUESTION from the documents in PATHS.
 
@@ -196,6 +197,7 @@ def ask(
             no_answer_threshold=no_answer_threshold,
             windows=windows,
             index=index_dir,
+            dense=dense and None,  # None: on when the encoder package is installed
         )
         # A missing path or an empty folder is an input error (exit 2): say so before loading
         # the model, which is slow and may itself fail (exit 3).

@@ -498,8 +498,10 @@ class Index:
                 changed = True
             if changed:
                 self._bump_generation(db)
-            if encoder is not None:
-                self._ensure_vectors(db, scheme, encoder, [f.doc_id for f in files])
+            if encoder is not None and self._ensure_vectors(
+                db, scheme, encoder, [f.doc_id for f in files]
+            ):
+                self._bump_generation(db)
         return UpdateReport(
             files=tuple(files),
             statuses=tuple(statuses),
@@ -616,9 +618,10 @@ class Index:
             )
         return 1
 
-    def _ensure_vectors(self, db, scheme: WindowScheme, encoder: DenseEncoder, doc_ids) -> None:
-        """Dense piece vectors for the windows of ``doc_ids`` that have none yet."""
+    def _ensure_vectors(self, db, scheme: WindowScheme, encoder: DenseEncoder, doc_ids) -> int:
+        """Dense piece vectors for the windows of ``doc_ids`` that have none yet; how many."""
         ids = sorted({d for d in doc_ids if d is not None})
+        added = 0
         for doc_id in ids:
             rows = db.execute(
                 "SELECT w.id, w.char_start, w.char_end FROM windows w "
@@ -637,6 +640,8 @@ class Index:
                         "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)",
                         (window_id, encoder.name, len(mine), mine.tobytes()),
                     )
+            added += len(rows)
+        return added
 
     def _drop_missing(self, db, folders, given_files, seen) -> int:
         """Forget files under the folders given (or given by name) that were not found."""
@@ -862,8 +867,8 @@ class Index:
             "WHERE w.scheme = ? AND v.encoder = ? ORDER BY w.id",
             (scheme.key, encoder.name),
         ).fetchall()
-        if len(rows) != len(window_ids):
-            return None, None  # some windows were never embedded: BM25 only
+        # Windows never embedded (indexed with --no-dense, and not asked about since) keep a
+        # dense score of -inf: they rank by BM25 alone.
         position = {int(w): i for i, w in enumerate(window_ids)}
         dim = None
         blocks, owners = [], []
@@ -876,20 +881,6 @@ class Index:
         if not blocks:
             return None, None
         return np.concatenate(blocks).astype(np.float32), np.concatenate(owners)
-
-    # -- paths -> documents ---------------------------------------------------------------------
-
-    def lookup(self, keys: Sequence[str]) -> dict[str, IndexedFile]:
-        """Indexed files by absolute path, for the keys that are in the index."""
-        db = self.connect()
-        out = {}
-        for key in keys:
-            row = db.execute(
-                "SELECT state, reason, doc_id FROM files WHERE path = ?", (key,)
-            ).fetchone()
-            if row is not None:
-                out[key] = IndexedFile(key, key, *row)
-        return out
 
 
 # -- helpers ----------------------------------------------------------------------------------

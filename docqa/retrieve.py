@@ -253,6 +253,7 @@ class DenseEncoder:
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
         path = self.path or encoder_path()
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
@@ -350,6 +351,29 @@ def rrf(rankings: Sequence[np.ndarray], n: int, k: int = RRF_K) -> np.ndarray:
     return fused
 
 
+def fuse(
+    lexical: np.ndarray,
+    dense: np.ndarray,
+    mask: np.ndarray | None = None,
+    dense_weight: float = 1.0,
+) -> np.ndarray:
+    """BM25 and dense scores of the same texts fused by reciprocal rank; masked texts -inf.
+
+    >>> lexical, dense = np.array([3.0, 1.0, 2.0]), np.array([0.9, 0.1, 0.8])
+    >>> int(fuse(lexical, dense).argmax()), int(fuse(lexical, dense, lexical < 3).argmax())
+    (0, 2)
+    """
+    n = len(lexical)
+    if mask is not None:
+        lexical = np.where(mask, lexical, -np.inf)
+        dense = np.where(mask, dense, -np.inf)
+    allowed = n if mask is None else int(mask.sum())
+    fused = rrf([_order(lexical)[:allowed]], n) + dense_weight * rrf([_order(dense)[:allowed]], n)
+    if mask is not None:
+        fused = np.where(mask, fused, -np.inf)
+    return fused
+
+
 def _order(scores: np.ndarray) -> np.ndarray:
     # Stable: equal scores keep document order, so ranking is deterministic.
     return np.argsort(-scores, kind="stable")
@@ -401,15 +425,7 @@ class Retriever:
             return lexical
         q = self.encoder.encode([question])[0]
         dense = max_by_owner(self.piece_vectors @ q, self.piece_owners, n)
-        if mask is not None:
-            dense = np.where(mask, dense, -np.inf)
-        allowed = n if mask is None else int(mask.sum())
-        fused = rrf([_order(lexical)[:allowed]], n) + self.dense_weight * rrf(
-            [_order(dense)[:allowed]], n
-        )
-        if mask is not None:
-            fused = np.where(mask, fused, -np.inf)
-        return fused
+        return fuse(lexical, dense, mask, self.dense_weight)
 
     def rank(
         self, question: str, k: int, mask: np.ndarray | None = None

@@ -420,6 +420,7 @@ def test_cli_ask_with_windows_and_exhaustive(plant, tmp_path):
         "96",
         "--doc-stride",
         "24",
+        "--no-dense",
     ]
     for extra in (["--windows", "1"], ["--exhaustive"]):
         result = CliRunner().invoke(app, base + extra)

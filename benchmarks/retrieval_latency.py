@@ -1,0 +1,211 @@
+"""Question latency with the index and retrieval vs reading every window, bert-large shapes.
+
+Same run, same model, same precision:
+
+1. index build throughput: ``gnuplot.pdf`` alone, then all of ``../shared/corpus/manuals/``
+   (pages/s of PDF parsing, and the whole build with tokenization, BM25 and dense vectors);
+2. median question latency after indexing: retrieval (``--windows``) over gnuplot alone and over
+   all three manuals, and exhaustive reading of gnuplot.
+
+The reader is a randomly initialised BERT QA model with bert-large's shape (24 layers, 1024
+hidden, 16 heads; compute identical to the real checkpoint) and the real uncased vocabulary.
+Exhaustive reading of the 311-page manual takes a quarter of an hour per question on two
+cores, so by default it is timed on ``--sample-windows`` of its windows and scaled to all of
+them (printed as such); ``--full-exhaustive`` times whole questions.
+
+    python benchmarks/retrieval_latency.py                  # ~10 min on 2 cores
+    python benchmarks/retrieval_latency.py --questions 3 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SHARED = ROOT.parent / "shared"
+VOCAB = SHARED / "tokenizers" / "bert-base-uncased"
+MANUALS = SHARED / "corpus" / "manuals"
+LARGE = {
+    "hidden_size": 1024,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 16,
+    "intermediate_size": 4096,
+}
+QUESTIONS = [
+    "How do I set the range of the x axis?",
+    "How can I plot data from a file with columns?",
+    "Which terminal produces PNG images?",
+    "How do I put a title on the plot?",
+    "How is a logarithmic scale set?",
+    "How do I change the line width?",
+    "What does the fit command do?",
+]
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def build_large(folder: Path) -> Path:
+    """bert-large-shaped QA model with random weights, saved once to ``folder``."""
+    if (folder / "config.json").exists():
+        return folder
+    import shutil
+
+    import torch
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    log(f"building a random bert-large QA model in {folder}")
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30522, max_position_embeddings=512, **LARGE)
+    BertForQuestionAnswering(config).eval().save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        if (VOCAB / name).exists():
+            shutil.copyfile(VOCAB / name, folder / name)
+    return folder
+
+
+def timed(fn):
+    started = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - started
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", help="reader folder (default: random bert-large)")
+    p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "docqa-bench")
+    p.add_argument("--questions", type=int, default=5)
+    p.add_argument("--windows", type=int, default=20)
+    p.add_argument("--precision", default="auto")
+    p.add_argument("--sample-windows", type=int, default=24)
+    p.add_argument("--full-exhaustive", action="store_true")
+    p.add_argument("--no-dense", action="store_true")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+
+    from docqa import DocQA
+    from docqa.windowing import make_windows, tokenize_question
+
+    args.cache.mkdir(parents=True, exist_ok=True)
+    model = args.model or str(build_large(args.cache / "bert-large-random"))
+    questions = QUESTIONS[: args.questions]
+    gnuplot = MANUALS / "gnuplot.pdf"
+
+    def reader(index_dir: Path, windows: int | None) -> DocQA:
+        return DocQA(
+            model=model,
+            device="cpu",
+            precision=args.precision,
+            windows=windows,
+            index=index_dir,
+            dense=not args.no_dense,
+        )
+
+    report: dict = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs"}
+    with tempfile.TemporaryDirectory(dir=args.cache) as tmp:
+        one, three = Path(tmp) / "one", Path(tmp) / "three"
+        qa_one = reader(one, args.windows)
+        log("loading the model")
+        _, load_s = timed(qa_one.warm_up)
+        report["model_load_s"] = round(load_s, 1)
+        report["precision"] = qa_one.reader.precision
+
+        for name, paths in (("gnuplot", [gnuplot]), ("manuals", [MANUALS])):
+            qa = qa_one if name == "gnuplot" else reader(three, args.windows)
+            if qa is not qa_one:
+                qa.reader = qa_one.reader  # the same loaded model
+            log(f"indexing {name}")
+            build, seconds = timed(lambda qa=qa, paths=paths: qa.index(paths))
+            pages = build.pages
+            report[f"index_{name}"] = {
+                "documents": len(build.doc_ids),
+                "pages": pages,
+                "seconds": round(seconds, 1),
+                "pages_per_s": round(pages / seconds, 2),
+            }
+            again, seconds = timed(lambda qa=qa, paths=paths: qa.index(paths))
+            report[f"index_{name}"]["reindex_unchanged_s"] = round(seconds, 2)
+            assert again.parsed == 0 and again.tokenized == 0
+            latencies = []
+            qa.ask_paths("warm up", paths, 1, args.windows)  # retriever caches, encoder load
+            for q in questions:
+                (pred, _), seconds = timed(
+                    lambda q=q, qa=qa, paths=paths: qa.ask_paths(q, paths, 1, args.windows)
+                )
+                latencies.append(seconds)
+                assert len(pred.windows_read) >= min(args.windows, 1)
+            report[f"retrieval_{name}"] = {
+                "windows": args.windows,
+                "median_s": round(statistics.median(latencies), 2),
+                "all_s": [round(x, 2) for x in latencies],
+            }
+            log(f"{name}: median {statistics.median(latencies):.2f} s with retrieval")
+
+        # Exhaustive reading of gnuplot, same model and precision.
+        doc_id = qa_one.index([gnuplot]).doc_ids[0]
+        index = qa_one._open_index()
+        text = index.tokenized(doc_id, qa_one.scheme)
+        if args.full_exhaustive:
+            latencies = []
+            for q in questions:
+                (pred, _), seconds = timed(lambda q=q: qa_one.ask_paths(q, [gnuplot], 1, None))
+                latencies.append(seconds)
+            n_windows = len(pred.windows_read)
+            exhaustive = {"median_s": round(statistics.median(latencies), 1), "measured": "all"}
+        else:
+            per_window = []
+            counts = []
+            for q in questions:
+                ids = tokenize_question(qa_one.reader.tokenizer, q, qa_one.max_question_len)
+                windows = make_windows(qa_one.template, ids, text, 0, 384, 128)
+                counts.append(len(windows))
+                step = max(1, len(windows) // args.sample_windows)
+                sample = windows[::step][: args.sample_windows]
+                _, seconds = timed(lambda s=sample: list(qa_one.reader.logits(s)))
+                per_window.append(seconds / len(sample))
+                log(f"exhaustive sample: {seconds / len(sample):.3f} s/window")
+            estimates = [c * s for c, s in zip(counts, per_window, strict=True)]
+            n_windows = int(statistics.median(counts))
+            exhaustive = {
+                "median_s": round(statistics.median(estimates), 1),
+                "measured": f"{args.sample_windows} windows per question, scaled to all",
+                "s_per_window": round(statistics.median(per_window), 3),
+            }
+        exhaustive["windows"] = n_windows
+        report["exhaustive_gnuplot"] = exhaustive
+    r1 = report["retrieval_gnuplot"]["median_s"]
+    r3 = report["retrieval_manuals"]["median_s"]
+    report["speedup_vs_exhaustive"] = round(exhaustive["median_s"] / r1, 1)
+    report["growth_three_manuals"] = round(r3 / r1, 2)
+    if args.json:
+        print(json.dumps(report))
+        return
+    print(f"model: bert-large shape, precision {report['precision']}, {report['machine']}")
+    for name in ("gnuplot", "manuals"):
+        b = report[f"index_{name}"]
+        print(
+            f"index {name:8} {b['documents']} docs, {b['pages']} pages in {b['seconds']} s "
+            f"({b['pages_per_s']} pages/s); unchanged re-index {b['reindex_unchanged_s']} s"
+        )
+    print(f"{'setting':34}{'windows':>9}{'median s':>10}")
+    print(f"{'gnuplot, retrieval':34}{args.windows:>9}{r1:>10}")
+    print(f"{'three manuals, retrieval':34}{args.windows:>9}{r3:>10}")
+    print(f"{'gnuplot, exhaustive':34}{exhaustive['windows']:>9}{exhaustive['median_s']:>10}")
+    print(
+        f"speed-up {report['speedup_vs_exhaustive']}x; three manuals / one: "
+        f"{report['growth_three_manuals']}x ({exhaustive['measured']})"
+    )
+
+
+if __name__ == "__main__":
+    main()
