@@ -198,6 +198,20 @@ def test_span_seen_by_two_overlapping_windows_appears_once(plant, tokenizer, max
     check_invariants(answers)
 
 
+def test_duplicates_from_overlapping_windows_count_once_in_the_score(plant, tokenizer):
+    # Every other span scores about -90: if the phrase seen by two windows were counted
+    # twice in the softmax, its score would be 0.5, not 1.
+    plant({PHRASE: 10.0}, baseline=-100.0)
+    c = context_tokens(tokenizer, "Which bird?", 64)
+    text = f"{filler(c - 20)} {PHRASE} {filler(100)}"
+    qa = core(max_seq_len=64, doc_stride=32, max_question_len=16, max_context=False)
+    prediction = qa.predict("Which bird?", [Document.from_text(text)], top_k=3)
+    assert len(prediction.windows_read) > 2
+    [best, *_] = prediction.answers
+    assert best.text == PHRASE
+    assert best.score == pytest.approx(1.0, abs=1e-6)
+
+
 def test_no_answer_when_cls_wins(plant):
     doc = Document.from_text(f"{filler(30)} {PHRASE} {filler(30)}")
     plant({PHRASE: 10.0}, cls=15.0)  # null 30 beats the best span's 20
