@@ -19,22 +19,16 @@ ANSWER_KEYS = {"text", "score", "source", "page", "start", "end", "context"}
 SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "sample_docs"
 
 
-@pytest.fixture(autouse=True)
-def bm25_only(monkeypatch):
-    """`ask` fuses BM25 with a dense encoder when one is installed; loading it and encoding
-    every window on CPU costs 5-15 s per test, and retrieval is not what these tests are about
-    (its own tests cover it)."""
-    import docqa.api
-
-    monkeypatch.setattr(docqa.api, "_dense_available", lambda: False)
-
-
 def words(n: int, offset: int = 0) -> str:
     vocab = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
     return " ".join(vocab[(offset + i) % len(vocab)] for i in range(n))
 
 
 def run(*args: str, env: dict | None = None):
+    if args[0] == "ask" and "--help" not in args:
+        # BM25 only: loading the dense encoder and encoding every window costs 5-15 s per
+        # test on CPU, and retrieval is not what these tests are about (its own tests are).
+        args = (*args, "--no-dense")
     result = CliRunner().invoke(app, list(args), env=env)
     for stream in (result.stdout, result.stderr):
         assert "Traceback" not in stream
