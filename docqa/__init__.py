@@ -9,6 +9,7 @@ from docqa.api import DocQA
 from docqa.errors import DocQAError, InputError, LoaderError, ModelLoadError, NoDocumentsError
 from docqa.evaluate import EvalReport, evaluate
 from docqa.loaders import LoadResult, load, load_paths
+from docqa.train import TrainConfig, train
 from docqa.types import Answer, Document, FileStatus, Page, Prediction, Section
 
 __all__ = [
@@ -26,7 +27,9 @@ __all__ = [
     "Page",
     "Prediction",
     "Section",
+    "TrainConfig",
     "evaluate",
     "load",
     "load_paths",
+    "train",
 ]

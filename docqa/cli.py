@@ -263,9 +263,6 @@ def highlighted_context(a) -> str:
     )
 
 
-if __name__ == "__main__":
-    main()
-
 
 @app.command("eval")
 def eval_command(
@@ -565,3 +562,7 @@ def _encoder(dense: bool):
     from docqa.retrieve import DenseEncoder
 
     return DenseEncoder() if _dense_available() else None
+
+
+if __name__ == "__main__":
+    main()

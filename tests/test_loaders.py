@@ -288,7 +288,7 @@ def test_sample_docs_all_load_with_their_facts() -> None:
 
 
 def test_sample_pdf_matches_its_markdown() -> None:
-    """The PDF is built from the Markdown by scripts/make_sample_pdf.py; rebuild it if this fails."""
+    """The PDF is built from the Markdown by scripts/make_sample_pdf.py: rebuild it on failure."""
     md = load(SAMPLE_DOCS / "aurora-manual.md")
     pdf = load(SAMPLE_DOCS / "aurora-manual.pdf")
     md_words = words(re.sub(r"^#+ ", "", md.text, flags=re.MULTILINE))
