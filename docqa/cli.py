@@ -263,7 +263,6 @@ def highlighted_context(a) -> str:
     )
 
 
-
 @app.command("eval")
 def eval_command(
     data: Annotated[Path, typer.Argument(help="A SQuAD v1.1 or v2.0 JSON file.")],
