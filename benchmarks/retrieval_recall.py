@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from docqa.retrieve import (  # noqa: E402
+    RRF_K,
     Bm25,
     DenseEncoder,
     bm25_tokens,
@@ -59,7 +60,8 @@ def main() -> None:
     p.add_argument("--max-question-len", type=int, default=64)
     p.add_argument("--stride", type=int, default=128, help="tokens of overlap")
     p.add_argument("--dense", action="store_true", help="also rank with MiniLM pieces and fuse")
-    p.add_argument("--weights", default="0.5,1,2", help="dense weights for RRF fusion")
+    p.add_argument("--weights", default="0.5,0.75,1", help="dense weights for RRF fusion")
+    p.add_argument("--rrf-k", type=int, default=RRF_K, help="reciprocal-rank-fusion constant")
     p.add_argument("--cache", type=Path, help="npz file for dense vectors (read or written)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     p.add_argument("--limit", type=int, default=None, help="first N questions")
@@ -142,7 +144,7 @@ def main() -> None:
             if dense is not None:
                 scores["dense"] = dense
                 for w in weights:
-                    scores[f"rrf(w={w:g})"] = fuse(lex, dense, None, w)
+                    scores[f"rrf(w={w:g})"] = fuse(lex, dense, None, w, args.rrf_k)
             for r, sc in scores.items():
                 for k, ok in recall_at(np.argsort(-sc, kind="stable"), g_).items():
                     hits[(setting, r)][k] += ok

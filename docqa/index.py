@@ -32,7 +32,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -479,13 +479,16 @@ class Index:
                     skip = _unsupported(Path(key))
                 plans.append((done, shown, key, skip or self._plan(db, key)))
             to_parse = [(key, shown) for _, shown, key, plan in plans if _needs_parse(plan)]
-            parsed = _parse_all(to_parse, options)
+            # Parsed documents arrive in walk order and each is committed at once, so a kill
+            # loses at most the files being parsed at that moment.
+            parsed = _parse_in_order(to_parse, options)
             for done, shown, key, plan in plans:
                 if isinstance(plan, str):
                     state = "failed" if plan.startswith("No such file") else "skipped"
                     statuses.append(FileStatus(shown, state, plan))
                 else:
-                    record, did = self._apply(db, shown, key, plan, parsed, scheme)
+                    result = next(parsed) if _needs_parse(plan) else None
+                    record, did = self._apply(db, shown, key, plan, result, scheme)
                     for name in counts:
                         counts[name] += did.get(name, 0)
                     changed = changed or bool(did.get("changed"))
@@ -557,7 +560,7 @@ class Index:
         doc: Document | None = None
         sha, state, reason, doc_id = plan.sha256, plan.state, plan.reason, plan.doc_id
         if plan.kind == "parse":
-            doc, status = parsed[key]
+            doc, status = parsed
             did["parsed"] = 1
             state, reason = status.state, status.reason
             if doc is not None:
@@ -929,29 +932,32 @@ PARALLEL_MIN_FILES = 2
 PARALLEL_MIN_BYTES = 1 << 20
 
 
-def _parse_all(items: list[tuple[str, str]], options) -> dict:
-    """Load each (key, shown) file; in two worker processes when there is enough to do.
+def _parse_in_order(items: list[tuple[str, str]], options) -> Iterator:
+    """Load each (key, shown) file, yielding ``(document or None, status)`` in input order.
 
     PDF parsing is single-threaded pure Python (pypdf), serialised inside one process, so a
-    folder of PDFs uses both cores only from separate processes. Results are only parsed
-    documents: nothing is written to the index until the caller commits them one by one.
+    folder of PDFs uses both cores only from separate processes: with enough to parse, two
+    worker processes parse ahead while the caller commits what is done.
     """
     if not items:
-        return {}
+        return
     size = sum(os.path.getsize(k) for k, _ in items if os.path.exists(k))
     workers = min(2, os.cpu_count() or 1, len(items))
     if workers < 2 or len(items) < PARALLEL_MIN_FILES or size < PARALLEL_MIN_BYTES:
-        return {key: _load_one(key, shown, options) for key, shown in items}
+        for key, shown in items:
+            yield _load_one(key, shown, options)
+        return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     # spawn, not fork: the parent may hold torch's thread pools, which fork does not copy safely.
     context = multiprocessing.get_context("spawn")
-    # Biggest first, so the pool does not end on one long file with the other core idle.
-    order = sorted(items, key=lambda kv: -os.path.getsize(kv[0]) if os.path.exists(kv[0]) else 0)
+    # Biggest first, so that the pool does not end on one long file with the other core idle.
+    by_size = sorted(items, key=lambda kv: -os.path.getsize(kv[0]) if os.path.exists(kv[0]) else 0)
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        futures = {key: pool.submit(_load_one, key, shown, options) for key, shown in order}
-        return {key: futures[key].result() for key, _ in items}
+        futures = {key: pool.submit(_load_one, key, shown, options) for key, shown in by_size}
+        for key, _ in items:
+            yield futures[key].result()
 
 
 def _load_one(key: str, shown: str, options) -> tuple[Document | None, FileStatus]:

@@ -102,22 +102,24 @@ def test_bm25_state_round_trip_scores_identically():
 
 
 def test_rrf_rewards_agreement():
-    fused = rrf([np.array([2, 0, 1]), np.array([2, 1, 0])], 3)
+    # Item 2 is first in both rankings (rank arrays: one rank per item).
+    fused = rrf([np.array([1, 2, 0]), np.array([2, 1, 0])])
     assert int(np.argmax(fused)) == 2
 
 
 def test_dense_fusion_finds_a_paraphrase_bm25_misses():
-    # No word of the question (after stemming and stop words) is in the right passage.
+    # No term of the question (after stemming and stop words) is in any passage: BM25 ties
+    # at zero and keeps document order; the sentence encoder knows flu is influenza.
     texts = [
-        "Physicians recommend resting and drinking plenty of fluids when you have influenza.",
-        "The question of what to do is listed in the table of contents.",
+        "The question is listed in the table of contents.",
         "Stock markets fell sharply after the announcement.",
+        "Physicians recommend resting and drinking plenty of fluids when you have influenza.",
     ]
     question = "what should I do if I catch the flu"
     lexical = Retriever.build(texts)
-    assert lexical.rank(question, 1)[0][0] != 0
+    assert lexical.rank(question, 1)[0][0] == 0
     fused = Retriever.build(texts, encoder=docqa.retrieve.DenseEncoder())
-    assert fused.rank(question, 1)[0][0] == 0
+    assert fused.rank(question, 1)[0][0] == 2
 
 
 def test_encoder_vectors_are_unit_length():
