@@ -427,3 +427,37 @@ def test_cli_ask_with_windows_and_exhaustive(plant, tmp_path):
         assert result.exit_code == 0, result.stderr
         [answer] = json.loads(result.stdout)["answers"]
         assert answer["text"] == PHRASE
+
+
+def test_pdfs_parsed_in_two_worker_processes_match_serial_parsing(tmp_path, scheme, monkeypatch):
+    folder = tmp_path / "pdfs"
+    folder.mkdir()
+    for n in range(3):
+        make_pdf(folder / f"m{n}.pdf", [f"Manual {n} page {p}. " + filler(80, p) for p in range(3)])
+    monkeypatch.setattr(docqa.index, "PARALLEL_MIN_BYTES", 0)
+    with Index(tmp_path / "parallel") as index:
+        r = index.update([folder], scheme)
+        parallel = [index.document(d).text for d in r.doc_ids]
+        assert r.parsed == 3 and r.pages == 9
+    monkeypatch.setattr(docqa.index, "PARALLEL_MIN_FILES", 10**6)
+    with Index(tmp_path / "serial") as index:
+        r = index.update([folder], scheme)
+        assert [index.document(d).text for d in r.doc_ids] == parallel
+
+
+def test_eval_with_windows_reports_retrieval_recall(tiny_model):
+    from docqa.evaluate import evaluate
+
+    qa = DocQA(
+        model=str(tiny_model),
+        device="cpu",
+        max_seq_len=64,
+        doc_stride=16,
+        max_question_len=16,
+        dense=False,
+    )
+    data = ROOT / "tests" / "fixtures" / "squad-v1.1-tiny.json"
+    one = evaluate(data, qa, level="document", windows=1)
+    every = evaluate(data, qa, level="document")
+    assert one.windows_per_question == 1 < every.windows_per_question
+    assert one.window_recall is not None and one.window_recall <= every.window_recall == 100.0
