@@ -176,9 +176,8 @@ def ask(
 ) -> None:
     """Answer QUESTION from the documents in PATHS.
 
-    Files are indexed on first use (text, pages, windows, BM25; see `docqa index`), so later
-    questions about them parse and tokenize nothing; the reader reads only the --windows
-    windows the retriever ranks best, or every window with --exhaustive.
+    Files are indexed on first use (see docqa index): later questions parse nothing.
+    The reader reads the --windows best windows, or all with --exhaustive.
     """
     from docqa.api import DocQA
     from docqa.loaders import LoadResult, load_paths
@@ -421,9 +420,9 @@ def index_command(
 ) -> None:
     """Index PATHS so that questions and searches about them are fast.
 
-    Stores each file's text, pages, content hash and status, its windows and a BM25 index in
-    one SQLite file. Running it again reads only files that changed and drops deleted ones;
-    it is safe to interrupt, and a second indexer waits for the first.
+    Text, pages, content hashes, windows and BM25 go into one SQLite file.
+    Re-running reads only changed files and drops deleted ones.
+    Safe to interrupt; a second indexer waits for the first.
     """
     from docqa.index import Index, WindowScheme
     from docqa.loaders import LoadResult
