@@ -444,7 +444,7 @@ def index_command(
         print_statuses(report.statuses)
         if not report.doc_ids:
             LoadResult((), report.statuses).require_documents()
-    rate = report.pages / report.seconds if report.seconds > 0 and report.parsed else None
+    rate = report.pages_per_s
     if as_json:
         payload = {
             "index": str(location),
@@ -461,7 +461,7 @@ def index_command(
         }
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
         return
-    speed = f", {rate:.1f} pages/s" if rate else ""
+    speed = f", parsing {rate:.1f} pages/s" if rate else ""
     out.print(
         f"Indexed {len(report.doc_ids)} document(s): {report.parsed} parsed, "
         f"{report.reused} unchanged, {report.removed} removed in {report.seconds:.1f} s"

@@ -229,6 +229,12 @@ class UpdateReport:
     removed: int  # files dropped because they are gone
     pages: int  # pages of the documents parsed (throughput)
     seconds: float
+    parse_seconds: float = 0.0  # of ``seconds``, waiting for parsed documents
+
+    @property
+    def pages_per_s(self) -> float | None:
+        """PDF/text parsing throughput of this update (None when nothing was parsed)."""
+        return self.pages / self.parse_seconds if self.parsed and self.parse_seconds else None
 
     @property
     def doc_ids(self) -> list[int]:
@@ -482,12 +488,17 @@ class Index:
             # Parsed documents arrive in walk order and each is committed at once, so a kill
             # loses at most the files being parsed at that moment.
             parsed = _parse_in_order(to_parse, options)
+            parse_s = 0.0
             for done, shown, key, plan in plans:
                 if isinstance(plan, str):
                     state = "failed" if plan.startswith("No such file") else "skipped"
                     statuses.append(FileStatus(shown, state, plan))
                 else:
-                    result = next(parsed) if _needs_parse(plan) else None
+                    result = None
+                    if _needs_parse(plan):
+                        waited = time.perf_counter()
+                        result = next(parsed)
+                        parse_s += time.perf_counter() - waited
                     record, did = self._apply(db, shown, key, plan, result, scheme)
                     for name in counts:
                         counts[name] += did.get(name, 0)
@@ -514,6 +525,7 @@ class Index:
             removed=removed,
             pages=counts["pages"],
             seconds=time.perf_counter() - started,
+            parse_seconds=parse_s,
         )
 
     def _plan(self, db, key: str) -> _Plan:
