@@ -596,7 +596,6 @@ class Index:
                     time.time(),
                 ),
             )
-            _collect_garbage(db)
             if doc_id is not None:
                 did["tokenized"] = self._ensure_windows(db, doc_id, scheme, text=doc)
         did["changed"] = 1
@@ -670,8 +669,8 @@ class Index:
         for key in given_files:
             if not os.path.exists(key):
                 gone.append(key)
-        if not gone:
-            return 0
+        # Documents no file points to any more go too, only now: during the update one may
+        # still be wanted by a file planned before another file stopped pointing to it.
         with _transaction(db):
             db.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in gone])
             _collect_garbage(db)

@@ -461,3 +461,28 @@ def test_eval_with_windows_reports_retrieval_recall(tiny_model):
     every = evaluate(data, qa, level="document")
     assert one.windows_per_question == 1 < every.windows_per_question
     assert one.window_recall is not None and one.window_recall <= every.window_recall == 100.0
+
+
+def test_content_moving_between_files_in_one_update(tmp_path, scheme, monkeypatch):
+    # a.txt's old text reappears in a new file while a.txt changes: the known document must
+    # survive until the new file points to it.
+    counts = Counts(monkeypatch)
+    folder = tmp_path / "f"
+    folder.mkdir()
+    old = "the heron waits in the marsh " + filler(40)
+    (folder / "a.txt").write_text(old)
+    with Index(tmp_path / "ix") as index:
+        index.update([folder], scheme)
+        (folder / "a.txt").write_text("the owl hunts at night " + filler(40))
+        (folder / "b.txt").write_text(old)
+        r = index.update([folder], scheme)
+        assert r.parsed == 1 and counts.tokenize == 2
+        [hit] = index.search("heron marsh", r.doc_ids, scheme, k=1)
+        assert hit.path.endswith("b.txt")
+        # Swapping two files' contents parses nothing.
+        (folder / "a.txt").write_text(old)
+        (folder / "b.txt").write_text("the owl hunts at night " + filler(40))
+        r = index.update([folder], scheme)
+        assert r.parsed == 0 and counts.tokenize == 2
+        [hit] = index.search("heron marsh", r.doc_ids, scheme, k=1)
+        assert hit.path.endswith("a.txt")
