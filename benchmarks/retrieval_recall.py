@@ -115,7 +115,15 @@ def main() -> None:
             assert len(qvecs) == len(questions), "cache from another data file or --limit"
         else:
             enc = DenseEncoder()
-            vectors, owners = enc.encode_passages(texts)
+            blocks, owner_blocks = [], []
+            for d, g in enumerate(groups):
+                lo, n = spans[d]
+                v, o = enc.encode_windows(
+                    g.document.text, [(c.start, c.end) for c in chunks[lo : lo + n]]
+                )
+                blocks.append(v)
+                owner_blocks.append(o + lo)
+            vectors, owners = np.concatenate(blocks), np.concatenate(owner_blocks)
             qvecs = enc.encode([q.question for _, q, _ in questions])
             if args.cache:
                 np.savez(args.cache, vectors=vectors, owners=owners, questions=qvecs)

@@ -317,7 +317,9 @@ class DocQA:
             retriever = None
             if len(chunks) > k:
                 chunk_texts = [documents[c.doc_index].text[c.start : c.end] for c in chunks]
-                retriever = Retriever.build(chunk_texts, encoder=self.encoder)
+                retriever = Retriever.build(chunk_texts)
+                if self.encoder is not None:
+                    retriever = _with_dense(retriever, self.encoder, documents, chunks)
             hit = (chunks, retriever)
             self._retrievers[key] = hit
             if len(self._retrievers) > 8:
@@ -472,6 +474,26 @@ def _split_sources(sources: Sources) -> tuple[list[Path], list[Document]]:
         else:
             raise InputError(f"Cannot read a source of type {type(s).__name__}.")
     return paths, docs
+
+
+def _with_dense(retriever: Retriever, encoder, documents, chunks) -> Retriever:
+    """``retriever`` with dense piece vectors of ``chunks``, encoded once per document."""
+    import numpy as np
+
+    blocks, owners = [], []
+    for d, doc in enumerate(documents):
+        mine = [i for i, c in enumerate(chunks) if c.doc_index == d]
+        vectors, local = encoder.encode_windows(
+            doc.text, [(chunks[i].start, chunks[i].end) for i in mine]
+        )
+        blocks.append(vectors)
+        owners.append(np.asarray(mine, dtype=np.int64)[local] if len(local) else local)
+    return replace(
+        retriever,
+        piece_vectors=np.concatenate(blocks),
+        piece_owners=np.concatenate(owners),
+        encoder=encoder,
+    )
 
 
 def _dense_available() -> bool:

@@ -646,7 +646,7 @@ class Index:
             if not rows:
                 continue
             text = db.execute("SELECT text FROM documents WHERE id = ?", (doc_id,)).fetchone()[0]
-            vectors, owners = encoder.encode_passages([text[s:e] for _, s, e in rows])
+            vectors, owners = encoder.encode_windows(text, [(s, e) for _, s, e in rows])
             with _transaction(db):
                 for i, (window_id, _, _) in enumerate(rows):
                     mine = vectors[owners == i].astype(np.float16)

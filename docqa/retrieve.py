@@ -327,6 +327,47 @@ class DenseEncoder:
         piece_texts, owners = self.pieces(texts)
         return self.encode(piece_texts), owners
 
+    def encode_windows(
+        self, text: str, ranges: Sequence[tuple[int, int]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Piece vectors for overlapping windows of one document, and the window of each.
+
+        ``ranges`` are the windows' character ranges in ``text``. Pieces are cut once over
+        the text, so what neighbouring windows share is encoded once (windows overlap by
+        ``doc_stride`` tokens: cutting each window on its own would encode most text twice);
+        a piece belongs to every window holding at least half of it. A vector is repeated
+        for each window it belongs to.
+        """
+        dim = 384
+        if not ranges:
+            return np.zeros((0, dim), dtype=np.float32), np.zeros(0, dtype=np.int64)
+        backend = self.tokenizer.backend_tokenizer
+        if backend.truncation is not None:
+            backend.no_truncation()
+        if backend.padding is not None:
+            backend.no_padding()
+        lo, hi = min(s for s, _ in ranges), max(e for _, e in ranges)
+        offsets = backend.encode(text[lo:hi], add_special_tokens=False).offsets
+        starts = np.asarray([s for s, _ in ranges])
+        ends = np.asarray([e for _, e in ranges])
+        piece_texts: list[str] = []
+        piece_of: list[int] = []
+        owners: list[int] = []
+        bounds = window_bounds(len(offsets), PIECE_TOKENS, PIECE_STRIDE) if offsets else []
+        for s, e in bounds:
+            ps, pe = lo + offsets[s][0], lo + offsets[e - 1][1]
+            overlap = np.minimum(ends, pe) - np.maximum(starts, ps)
+            mine = np.flatnonzero(2 * overlap >= pe - ps)
+            if not len(mine) and overlap.max() > 0:
+                mine = [int(np.argmax(overlap))]
+            if not len(mine):
+                continue  # between the windows asked for
+            piece_texts.append(text[ps:pe])
+            piece_of += [len(piece_texts) - 1] * len(mine)
+            owners += [int(m) for m in mine]
+        vectors = self.encode(piece_texts)
+        return vectors[np.asarray(piece_of, dtype=np.int64)], np.asarray(owners, dtype=np.int64)
+
 
 def max_by_owner(values: np.ndarray, owners: np.ndarray, n: int) -> np.ndarray:
     """For each owner 0..n-1, the largest of its values (-inf for an owner without any).

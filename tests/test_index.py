@@ -486,3 +486,29 @@ def test_content_moving_between_files_in_one_update(tmp_path, scheme, monkeypatc
         assert r.parsed == 0 and counts.tokenize == 2
         [hit] = index.search("heron marsh", r.doc_ids, scheme, k=1)
         assert hit.path.endswith("a.txt")
+
+
+def test_dense_vectors_in_the_index_find_a_paraphrase(tmp_path, scheme):
+    from docqa.retrieve import DenseEncoder
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(4):
+        (folder / f"f{i}.txt").write_text(filler(200, i))
+    (folder / "health.txt").write_text(
+        filler(150) + " Physicians recommend resting and drinking plenty of fluids when you "
+        "have influenza. " + filler(150, 3)
+    )
+    encoder = DenseEncoder()
+    with Index(tmp_path / "ix") as index:
+        r = index.update([folder], scheme, encoder=encoder)
+        db = index.connect()
+        assert (
+            db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+            == db.execute("SELECT COUNT(*) FROM windows").fetchone()[0]
+        )
+        [hit] = index.search("what to do if I catch the flu", r.doc_ids, scheme, 1, encoder)
+        assert hit.path.endswith("health.txt") and "influenza" in hit.snippet
+        # BM25 alone has nothing to go on.
+        [lexical] = index.search("what to do if I catch the flu", r.doc_ids, scheme, 1)
+        assert not lexical.path.endswith("health.txt")

@@ -200,3 +200,16 @@ def test_bad_windows_setting_is_an_input_error(plant):
 def test_chunk_is_hashable_and_frozen():
     c = Chunk(0, 0, 10, 0, 50)
     assert {c: 1}[c] == 1
+
+
+def test_dense_retrieval_in_predict_finds_a_paraphrase(plant):
+    plant({"plenty of fluids": 10.0})
+    parts = [filler(200, i) for i in range(8)]
+    parts[5] = "Physicians recommend resting and drinking plenty of fluids when you have influenza."
+    doc = Document.from_text("\n\n".join(parts))
+    # Windows (237 tokens) longer than the encoder's 128-token pieces, as with real settings.
+    reader = DocQA(max_seq_len=256, doc_stride=64, max_question_len=16, dense=True)
+    p = reader.predict("what should I do if I catch the flu", [doc], windows=1)
+    [window] = p.windows_read
+    assert window.start <= doc.text.index("influenza") < window.end
+    assert p.answers[0].text == "plenty of fluids"
