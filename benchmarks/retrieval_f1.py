@@ -90,8 +90,15 @@ def main() -> None:
     first = next(iter(readers.values()))
     first.warm_up()
     cache = cache_logits(first.reader)
-    for qa in readers.values():
+    shared: dict[str, DocQA] = {}
+    for (ranker, _), qa in readers.items():
         qa.reader = first.reader  # one model, one logits cache
+        # The weight changes only how scores combine, not the ranking: one retriever (and one
+        # dense encoding of each article) per ranker.
+        owner = shared.setdefault(ranker, qa)
+        qa._retrievers = owner._retrievers
+        qa._cache = owner._cache
+        qa._encoder = owner.encoder
 
     settings = [(r, w, n) for r in rankers for w in weights for n in depths]
     if not args.no_exhaustive:
