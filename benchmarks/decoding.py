@@ -1,0 +1,78 @@
+"""Choose decoding defaults by document-level measurement: the max-context rule and ranking.
+
+The model runs once per window; every decoding variant re-uses the same logits, so the
+comparison costs one evaluation, and differences come from decoding alone.
+
+    python benchmarks/decoding.py --model docqa/models/docqa-mini --limit 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from itertools import product
+
+from docqa.api import DocQA
+from docqa.evaluate import evaluate
+
+DEV = "../shared/data/squad/dev-v1.1-part.json"
+
+
+class CachedLogits:
+    """Wraps a Reader: the same window (same input ids) is scored by the model only once."""
+
+    def __init__(self, reader):
+        self.reader = reader
+        self.cache: dict[bytes, tuple] = {}
+
+    def __getattr__(self, name):
+        return getattr(self.reader, name)
+
+    def logits(self, windows):
+        missing = [i for i, w in enumerate(windows) if w.input_ids.tobytes() not in self.cache]
+        for j, start, end in self.reader.logits([windows[i] for i in missing]):
+            self.cache[windows[missing[j]].input_ids.tobytes()] = (start, end)
+        for i, w in enumerate(windows):
+            yield (i, *self.cache[w.input_ids.tobytes()])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", default=DEV)
+    parser.add_argument("--limit", type=int, default=300)
+    parser.add_argument("--level", default="document")
+    parser.add_argument("--max-seq-len", type=int, default=384)
+    parser.add_argument("--precision", default="fp32")
+    args = parser.parse_args()
+
+    shared = None
+    rows = []
+    for max_context, rank_by in product([True, False], ["logit", "null_margin"]):
+        qa = DocQA(
+            model=args.model,
+            max_context=max_context,
+            rank_by=rank_by,
+            max_seq_len=args.max_seq_len,
+            precision=args.precision,
+        )
+        shared = shared or CachedLogits(qa.reader)
+        qa.reader = shared
+        started = time.monotonic()
+        report = evaluate(args.data, qa, level=args.level, limit=args.limit)
+        rows.append(
+            {
+                "max_context": max_context,
+                "rank_by": rank_by,
+                "exact": round(report.exact, 2),
+                "f1": round(report.f1, 2),
+                "total": report.total,
+                "seconds": round(time.monotonic() - started, 1),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+
+
+if __name__ == "__main__":
+    main()
