@@ -54,7 +54,7 @@ def pick_device(device: str) -> str:
 
 
 def cpu_features() -> dict[str, bool]:
-    """The CPU's matrix instructions that low precision needs (all False where unknown)."""
+    """The CPU's matrix instructions that bf16 and int8 need (all False where unknown)."""
     import torch
 
     caps = getattr(torch.cpu, "get_capabilities", lambda: {})()
@@ -63,23 +63,22 @@ def cpu_features() -> dict[str, bool]:
 
 
 def pick_precision(precision: str, device: str) -> str:
-    """Resolve ``auto`` to the fastest precision measured on ``device``; check the others.
+    """Resolve ``auto`` for ``device``, and check the other choices.
 
-    ``auto`` on a GPU is bf16 where the GPU has it, else fp16. On a CPU it follows the
-    measurements in benchmarks/README.md (bert-large, 2 cores): int8 where the CPU has 8-bit
-    dot products (VNNI or AMX) and torchao is installed, else bf16 autocast where the CPU
-    has bfloat16 dot products (AVX512-BF16 or AMX), else fp32. Without those instructions
-    both run in emulation, slower than fp32.
+    ``auto`` on a GPU is bf16 where the GPU has it, else fp16. On a CPU it is bf16 (autocast)
+    where the CPU has bfloat16 dot products (AVX512-BF16 or AMX), else fp32: measured on
+    bert-large (README, Benchmarks), bf16 autocast was 2-3x faster than fp32 with the same
+    top answer as fp32, while int8, faster still, moved too many top answers to be a
+    default (it stays one flag away). Without those instructions bf16 runs in emulation,
+    slower than fp32.
 
     >>> pick_precision("fp32", "cpu")
     'fp32'
     """
     if precision not in PRECISIONS:
         raise InputError(f"Unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}.")
-    if precision == "int8" and not device.startswith("cuda") and device != "cpu":
-        raise InputError(f"int8 runs on cpu and cuda, not on {device}.")
-    if precision == "int8" and device.startswith("cuda") and not _has_torchao():
-        raise InputError("int8 on a GPU needs torchao: pip install torchao.")
+    if precision == "int8" and device != "cpu":
+        raise InputError(f"int8 runs on the CPU, not on {device}; on a GPU use bf16 or fp16.")
     if precision != "auto":
         return precision
     if device.startswith("cuda"):
@@ -89,11 +88,7 @@ def pick_precision(precision: str, device: str) -> str:
     if device != "cpu":
         return "fp32"
     cpu = cpu_features()
-    if (cpu["avx512_vnni"] or cpu["amx_int8"]) and _has_torchao():
-        return "int8"
-    if cpu["avx512_bf16"] or cpu["amx_bf16"]:
-        return "bf16"
-    return "fp32"
+    return "bf16" if cpu["avx512_bf16"] or cpu["amx_bf16"] else "fp32"
 
 
 def apply_precision(model, precision: str, device: str):
@@ -103,7 +98,7 @@ def apply_precision(model, precision: str, device: str):
     products in bfloat16, layer norms and the residual stream in fp32. That was both faster
     and closer to fp32 than bfloat16 weights. On a GPU, bf16 and fp16 cast the weights.
     int8 quantizes every Linear layer but the answer head dynamically: int8 weights per
-    channel, activations quantized per token at run time.
+    output channel, activations quantized at run time (`_quantize_int8`).
     """
     import torch
 
@@ -140,35 +135,54 @@ def _quiet_torchao():
             lg.setLevel(level)
 
 
+def _torch_quantize_dynamic():
+    """torch's own dynamic quantization (fbgemm/oneDNN int8 kernels), or None where a
+    future torch has removed it."""
+    try:
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+    except ImportError:  # pragma: no cover - a future torch without it
+        return None
+    return quantize_dynamic, per_channel_dynamic_qconfig
+
+
 def _quantize_int8(model):
+    """Dynamic int8 for every Linear layer but the answer head.
+
+    torch's ``quantize_dynamic`` first: it is deprecated in favour of torchao, but on CPUs its
+    fbgemm kernels ran bert-large 2.6x faster than fp32, while torchao's int8 linear (without
+    ``torch.compile``) ran slower than fp32 (benchmarks/choices.py). torchao where torch's is
+    gone. Weights are quantized per output channel: per-tensor scales moved answers more.
+    """
     import warnings
 
     import torch
 
-    def keep(module, fqn: str) -> bool:
-        # The answer head is one tiny matrix (hidden -> 2) whose outputs are the logits
-        # themselves: quantizing it saves nothing and moves every score.
-        return isinstance(module, torch.nn.Linear) and not fqn.endswith("qa_outputs")
+    # The answer head is one tiny matrix (hidden -> 2) whose outputs are the logits
+    # themselves: quantizing it saves nothing and moves every score.
+    names = [
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and not name.endswith("qa_outputs")
+    ]
+    torch_dynamic = _torch_quantize_dynamic()
+    if torch_dynamic is not None:
+        quantize_dynamic, qconfig = torch_dynamic
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # its deprecation notices, on every call
+            return quantize_dynamic(
+                model, dict.fromkeys(names, qconfig), dtype=torch.qint8, inplace=True
+            )
+    if not _has_torchao():
+        raise InputError("int8 needs torchao with this version of torch: pip install torchao.")
+    with _quiet_torchao():
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
 
-    if _has_torchao():
-        with _quiet_torchao():
-            from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
-
-            quantize_(model, Int8DynamicActivationInt8WeightConfig(), filter_fn=keep)
-        return model
-    # Without torchao: torch's own dynamic quantization (deprecated, still in torch 2.13).
-    try:
-        from torch.ao.quantization import quantize_dynamic
-    except ImportError as exc:  # pragma: no cover - a future torch without it
-        raise InputError("int8 needs torchao: pip install torchao.") from exc
-    head = getattr(model, "qa_outputs", None)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if head is not None:
-            model.qa_outputs = None
-        model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-        if head is not None:
-            model.qa_outputs = head
+        keep = set(names)
+        quantize_(
+            model,
+            Int8DynamicActivationInt8WeightConfig(),
+            filter_fn=lambda module, fqn: fqn in keep,
+        )
     return model
 
 

@@ -60,26 +60,34 @@ def test_fp32_gives_the_bare_models_logits(tiny_model):
 
 
 def test_int8_quantizes_the_encoder_but_not_the_answer_head(tiny_model):
-    pytest.importorskip("torchao")
     reader = Reader(str(tiny_model), device="cpu", precision="int8")
     reader.warm_up()
     model = reader._model
     for layer in model.bert.encoder.layer:
-        dense = layer.intermediate.dense
-        assert type(dense.weight) is not torch.nn.Parameter, "encoder weights are int8 tensors"
+        for dense in (layer.attention.self.query, layer.intermediate.dense, layer.output.dense):
+            assert "quantized" in type(dense).__module__
     assert type(model.qa_outputs) is torch.nn.Linear
     assert model.qa_outputs.weight.dtype == torch.float32
+
+
+def test_int8_through_torchao_where_torch_has_no_dynamic_quantization(tiny_model, monkeypatch):
+    pytest.importorskip("torchao")
+    monkeypatch.setattr(docqa.reader, "_torch_quantize_dynamic", lambda: None)
+    qa = DocQA(model=str(tiny_model), device="cpu", precision="int8", index=False)
+    doc = Document.from_text(TEXT)
+    answers_are_real_spans(qa.ask("Where is the nest?", doc), doc)
+    model = qa.reader._model
+    for layer in model.bert.encoder.layer:
+        assert type(layer.intermediate.dense.weight) is not torch.nn.Parameter
     assert type(model.qa_outputs.weight) is torch.nn.Parameter
 
 
-def test_int8_without_torchao_falls_back_to_torch_dynamic_quantization(tiny_model, monkeypatch):
+def test_int8_without_any_int8_backend_says_what_to_install(tiny_model, monkeypatch):
+    monkeypatch.setattr(docqa.reader, "_torch_quantize_dynamic", lambda: None)
     monkeypatch.setattr(docqa.reader, "_has_torchao", lambda: False)
-    qa = DocQA(model=str(tiny_model), device="cpu", precision="int8")
-    doc = Document.from_text(TEXT)
-    answers_are_real_spans(qa.ask("Where is the nest?", doc), doc)
-    dense = qa.reader._model.bert.encoder.layer[0].intermediate.dense
-    assert "quantized" in type(dense).__module__
-    assert type(qa.reader._model.qa_outputs) is torch.nn.Linear
+    reader = Reader(str(tiny_model), device="cpu", precision="int8")
+    with pytest.raises(InputError, match="torchao"):
+        reader.warm_up()
 
 
 def test_bf16_on_cpu_keeps_fp32_weights_and_runs_under_autocast(tiny_model):
@@ -99,22 +107,17 @@ def test_bf16_and_fp16_on_a_gpu_cast_the_weights():
 
 
 @pytest.mark.parametrize(
-    ("features", "torchao", "expected"),
+    ("features", "expected"),
     [
-        ({"avx512_vnni": True, "avx512_bf16": True}, True, "int8"),
-        ({"amx_int8": True, "amx_bf16": True}, True, "int8"),
-        ({"avx512_vnni": True, "avx512_bf16": True}, False, "bf16"),
-        ({"avx512_bf16": True}, True, "bf16"),
-        ({}, True, "fp32"),
-        ({}, False, "fp32"),
+        ({"avx512_vnni": True, "avx512_bf16": True}, "bf16"),
+        ({"amx_int8": True, "amx_bf16": True}, "bf16"),
+        ({"avx512_vnni": True}, "fp32"),
+        ({}, "fp32"),
     ],
 )
-def test_auto_on_cpu_follows_the_instructions_it_has(monkeypatch, features, torchao, expected):
-    all_false = dict.fromkeys(
-        ("avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni", "amx_int8"), False
-    )
-    monkeypatch.setattr(docqa.reader, "cpu_features", lambda: {**all_false, **features})
-    monkeypatch.setattr(docqa.reader, "_has_torchao", lambda: torchao)
+def test_auto_on_cpu_is_bf16_where_the_cpu_has_bf16_dot_products(monkeypatch, features, expected):
+    none = dict.fromkeys(("avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni", "amx_int8"), False)
+    monkeypatch.setattr(docqa.reader, "cpu_features", lambda: {**none, **features})
     assert pick_precision("auto", "cpu") == expected
 
 
@@ -125,10 +128,11 @@ def test_auto_on_a_gpu_is_half_precision(monkeypatch, bf16, expected):
     assert pick_precision("fp32", "cuda") == "fp32"
 
 
-def test_auto_on_mps_is_fp32_and_int8_is_refused_there():
+def test_auto_on_mps_is_fp32_and_int8_is_cpu_only():
     assert pick_precision("auto", "mps") == "fp32"
-    with pytest.raises(InputError, match="int8"):
-        pick_precision("int8", "mps")
+    for device in ("mps", "cuda"):
+        with pytest.raises(InputError, match="int8"):
+            pick_precision("int8", device)
 
 
 @pytest.mark.parametrize("bad", ["fp64", "half", "", "INT8"])
