@@ -310,8 +310,13 @@ class Reader:
 
         self.warm_up()
         order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
+        # Dynamic int8 quantizes each input tensor with one activation scale: in a batch, a
+        # window's logits would depend on the other windows beside it (on bert-large, top
+        # spans equal to fp32's fell from 71% at batch 4 to 29% at batch 16). One window per
+        # forward keeps every answer a function of its own window.
+        size = 1 if self.precision == "int8" else self.batch_size
         with torch.inference_mode(), self._autocast():
-            for batch in _chunks(order, self.batch_size):
+            for batch in _chunks(order, size):
                 ids, types, mask = self._collate([windows[i] for i in batch])
                 kwargs = {"input_ids": ids, "attention_mask": mask}
                 if self._uses_token_types():

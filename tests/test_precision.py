@@ -161,3 +161,18 @@ def test_cli_takes_precision_and_refuses_unknown_ones(plant, tmp_path):
     result = runner.invoke(app, ["ask", "What stands?", str(path), "--precision", "fp64"])
     assert result.exit_code == 2
     assert "precision" in result.output
+
+
+def test_int8_reads_one_window_per_forward_so_answers_do_not_depend_on_the_batch(tiny_model):
+    """Dynamic int8 scales activations per input tensor: a batch would couple windows."""
+    from docqa.windowing import make_windows, tokenize_question
+
+    qa = DocQA(model=str(tiny_model), device="cpu", precision="int8", batch_size=16)
+    doc = Document.from_text(TEXT)
+    q = tokenize_question(qa.reader.tokenizer, "Where is the nest?", 64)
+    windows = make_windows(qa.template, q, qa.tokenized(doc), 0, 128, 32)
+    assert len(windows) > 2
+    together = {i: (s, e) for i, s, e in qa.reader.logits(windows)}
+    for i, w in enumerate(windows):
+        [(_, s, e)] = list(qa.reader.logits([w]))
+        assert (s == together[i][0]).all() and (e == together[i][1]).all()
