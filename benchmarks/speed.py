@@ -541,8 +541,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--smoke", action="store_true", help="bert-base, a few windows")
     parser.add_argument("--archs", default="bert-base,bert-large")
     parser.add_argument("--precisions", default=",".join(PRECISIONS))
-    parser.add_argument("--chars-base", type=int, default=60000, help="text for bert-base")
-    parser.add_argument("--chars-large", type=int, default=24000, help="text for bert-large")
+    parser.add_argument("--chars-base", type=int, default=30000, help="text for bert-base")
+    parser.add_argument("--chars-large", type=int, default=12000, help="text for bert-large")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--batch-size", type=int, default=None, help="docqa's default if unset")
     parser.add_argument("--agree", type=int, default=200, help="SQuAD questions for agreement")
@@ -552,7 +552,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--equiv", type=int, default=100, help="single-window SQuAD paragraphs")
     parser.add_argument("--equiv-arch", default="bert-base")
     parser.add_argument(
-        "--per-text", type=int, default=3, help="questions per multilingual text (1-3)"
+        "--per-text", type=int, default=2, help="questions per multilingual text (1-3)"
     )
     parser.add_argument("--reader", default=None, help="a trained reader for EM/F1")
     parser.add_argument("--skip", default="", help="comma list of: speed,agree,equiv,reader")
