@@ -58,7 +58,14 @@ def main() -> None:
     p.add_argument("--depths", default="1,3,5,10,20")
     p.add_argument("--weights", default="0,1,2,4", help="retriever_weight values")
     p.add_argument("--rankers", default="fused,bm25", help="fused (BM25+dense), bm25")
-    p.add_argument("--no-exhaustive", action="store_true")
+    p.add_argument(
+        "--exhaustive",
+        choices=("windows", "chunks", "none"),
+        default="windows",
+        help="windows: DocQA's exhaustive mode (question-dependent windows); chunks: every "
+        "retrievable window (shares the cached logits: much cheaper); none",
+    )
+    p.add_argument("--out", type=Path, help="write the report here after every article")
     p.add_argument("--precision", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
@@ -101,13 +108,24 @@ def main() -> None:
         qa._encoder = owner.encoder
 
     settings = [(r, w, n) for r in rankers for w in weights for n in depths]
-    if not args.no_exhaustive:
-        settings.append(("all", 0.0, None))
+    if args.exhaustive != "none":
+        settings.append(("all", 0.0, None if args.exhaustive == "windows" else 10**9))
     predictions = {s: {} for s in settings}
     recalled = {s: 0 for s in settings}
     answers: dict[str, tuple[str, ...]] = {}
     started = time.perf_counter()
     done = 0
+
+    def report() -> dict:
+        return {
+            "model": first.model_name,
+            "questions": done,
+            "precision": first.reader.precision,
+            "exhaustive": args.exhaustive,
+            "seconds": round(time.perf_counter() - started),
+            "rows": summary(settings, predictions, answers, recalled, done),
+        }
+
     for g, picked in sample:
         docs = (g.document,)
         for i in picked:
@@ -126,40 +144,40 @@ def main() -> None:
             file=sys.stderr,
             flush=True,
         )
+        if args.out:
+            args.out.write_text(json.dumps(report()))
+    final = report()
+    if args.json:
+        print(json.dumps(final))
+        return
+    print(
+        f"{final['model']}  {done} questions ({args.per_article}/article), "
+        f"precision {final['precision']}, {final['seconds']} s, exhaustive={args.exhaustive}"
+    )
+    print(f"{'ranker':8}{'weight':>8}{'windows':>9}{'EM':>8}{'F1':>8}{'recall':>9}")
+    for r in final["rows"]:
+        print(
+            f"{r['ranker']:8}{r['retriever_weight']:>8g}{r['windows']!s:>9}"
+            f"{r['exact']:>8.2f}{r['f1']:>8.2f}{r['window_recall']:>9.2f}"
+        )
+
+
+def summary(settings, predictions, answers, recalled, done) -> list[dict]:
     rows = []
     for s in settings:
-        scores = squad_evaluate(predictions[s], answers)
+        scores = squad_evaluate(predictions[s], {k: answers[k] for k in predictions[s]})
         ranker, w, n = s
         rows.append(
             {
                 "ranker": ranker,
                 "retriever_weight": w,
-                "windows": n or "all",
+                "windows": "all" if n is None or n >= 10**9 else n,
                 "exact": round(float(scores["exact"]), 2),
                 "f1": round(float(scores["f1"]), 2),
-                "window_recall": round(100 * recalled[s] / done, 2),
+                "window_recall": round(100 * recalled[s] / max(done, 1), 2),
             }
         )
-    report = {
-        "model": first.model_name,
-        "questions": done,
-        "precision": first.reader.precision,
-        "seconds": round(time.perf_counter() - started),
-        "rows": rows,
-    }
-    if args.json:
-        print(json.dumps(report))
-        return
-    print(
-        f"{report['model']}  {done} questions ({args.per_article}/article), "
-        f"precision {report['precision']}, {report['seconds']} s"
-    )
-    print(f"{'ranker':8}{'weight':>8}{'windows':>9}{'EM':>8}{'F1':>8}{'recall':>9}")
-    for r in rows:
-        print(
-            f"{r['ranker']:8}{r['retriever_weight']:>8g}{r['windows']!s:>9}"
-            f"{r['exact']:>8.2f}{r['f1']:>8.2f}{r['window_recall']:>9.2f}"
-        )
+    return rows
 
 
 if __name__ == "__main__":
