@@ -76,7 +76,7 @@ def _char_class(ch: str) -> str:
         0x4E00 <= cp <= 0x9FFF
         or 0x3400 <= cp <= 0x4DBF
         or 0x20000 <= cp <= 0x2A6DF
-        or 0x2A700 <= cp <= 0x2B81F
+        or 0x2A700 <= cp <= 0x2CEAF  # extensions C, D and E, as the tokenizer has them
         or 0xF900 <= cp <= 0xFAFF
         or 0x2F800 <= cp <= 0x2FA1F
     ):
