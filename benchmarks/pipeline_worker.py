@@ -66,7 +66,15 @@ def main(job_path: str, out_path: str) -> None:
 
     hf_logging.set_verbosity_error()
     t0 = time.perf_counter()
-    pipe = pipeline("question-answering", model=job["model"], tokenizer=job["model"], device="cpu")
+    # fp32 whatever the saved dtype (the pipeline would keep an fp16 checkpoint in fp16 on
+    # the CPU; docqa loads fp32): the same model on both sides.
+    pipe = pipeline(
+        "question-answering",
+        model=job["model"],
+        tokenizer=job["model"],
+        device="cpu",
+        dtype=torch.float32,
+    )
     load_seconds = time.perf_counter() - t0
     pipe.get_answer = lambda answers, target: None  # no merging of same-text candidates
 

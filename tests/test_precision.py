@@ -90,20 +90,47 @@ def test_int8_without_any_int8_backend_says_what_to_install(tiny_model, monkeypa
         reader.warm_up()
 
 
-def test_bf16_on_cpu_keeps_fp32_weights_and_runs_under_autocast(tiny_model):
+def test_bf16_on_cpu_is_autocast_with_linear_weights_cast_once(tiny_model):
+    """bf16 Linear weights, fp32 layer norms and embeddings, under autocast: the same logits
+    as autocast over the fp32 model, which rounds the weights to bf16 on every call."""
+    from transformers import AutoModelForQuestionAnswering
+
     reader = Reader(str(tiny_model), device="cpu", precision="bf16")
     reader.warm_up()
-    assert all(p.dtype == torch.float32 for p in reader._model.parameters())
+    model = reader._model
+    assert model.bert.encoder.layer[0].intermediate.dense.weight.dtype == torch.bfloat16
+    assert model.bert.embeddings.word_embeddings.weight.dtype == torch.float32
+    assert model.bert.encoder.layer[0].output.LayerNorm.weight.dtype == torch.float32
     with reader._autocast():
         assert torch.is_autocast_enabled("cpu")
         assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+
+    qa = DocQA(model=str(tiny_model), device="cpu", precision="bf16")
+    doc = Document.from_text(TEXT)
+    from docqa.windowing import make_windows, tokenize_question
+
+    q = tokenize_question(qa.reader.tokenizer, "Where is the nest?", 64)
+    windows = make_windows(qa.template, q, qa.tokenized(doc), 0, 128, 32)
+    fp32 = AutoModelForQuestionAnswering.from_pretrained(str(tiny_model)).eval()
+    for w in windows:
+        [(_, start, end)] = list(qa.reader.logits([w]))
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            out = fp32(
+                input_ids=torch.from_numpy(w.input_ids)[None],
+                token_type_ids=torch.from_numpy(w.token_type_ids)[None],
+            )
+        assert (torch.from_numpy(start) == out.start_logits[0].float()).all()
+        assert (torch.from_numpy(end) == out.end_logits[0].float()).all()
 
 
 def test_bf16_and_fp16_on_a_gpu_cast_the_weights():
     model = torch.nn.Linear(4, 2)
     assert apply_precision(model, "fp16", "meta").weight.dtype == torch.float16
     assert apply_precision(torch.nn.Linear(4, 2), "bf16", "meta").weight.dtype == torch.bfloat16
-    assert apply_precision(torch.nn.Linear(4, 2), "bf16", "cpu").weight.dtype == torch.float32
+    on_cpu = apply_precision(
+        torch.nn.Sequential(torch.nn.Linear(4, 2), torch.nn.LayerNorm(2)), "bf16", "cpu"
+    )
+    assert on_cpu[0].weight.dtype == torch.bfloat16 and on_cpu[1].weight.dtype == torch.float32
 
 
 @pytest.mark.parametrize(
