@@ -229,17 +229,7 @@ class DocQA:
 
     def documents(self, sources: Sources) -> list[Document]:
         """Load paths among ``sources``; `Document` objects pass through unchanged."""
-        if isinstance(sources, (str, os.PathLike, Document)):
-            sources = [sources]
-        docs: list[Document] = []
-        paths: list[str | os.PathLike] = []
-        for s in sources:
-            if isinstance(s, Document):
-                docs.append(s)
-            elif isinstance(s, (str, os.PathLike)):
-                paths.append(Path(s))
-            else:
-                raise InputError(f"Cannot read a source of type {type(s).__name__}.")
+        paths, docs = _split_sources(sources)
         if paths:
             docs.extend(load_paths(paths).require_documents())
         if not docs:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from docqa.errors import InputError, ModelLoadError
-from docqa.windowing import PairTemplate, TokenizedText, Window, window_bounds
+from docqa.windowing import PairTemplate, TokenizedText, Window, make_windows, window_bounds
 
 #: Reciprocal-rank-fusion constant. Cormack et al. (2009) use 60 over long result lists; a
 #: document has tens of windows, and on SQuAD dev (benchmarks/retrieval_recall.py) 10 with a
@@ -106,31 +106,15 @@ def chunk_windows(
             f"The question ({len(question_ids)} tokens) leaves no room for context in "
             f"{max_seq_len}-token windows."
         )
-    head = np.asarray([*template.prefix, *question_ids, *template.middle], dtype=np.int64)
-    head_types = np.asarray(
-        [template.question_type] * (len(template.prefix) + len(question_ids))
-        + [template.middle_type] * len(template.middle),
-        dtype=np.int64,
+    return make_windows(
+        template,
+        question_ids,
+        text,
+        doc_index,
+        max_seq_len,
+        doc_stride,
+        span=(chunk.token_start, chunk.token_end),
     )
-    tail = np.asarray(template.suffix, dtype=np.int64)
-    tail_types = np.full(len(tail), template.suffix_type, dtype=np.int64)
-    windows = []
-    for s, e in window_bounds(chunk.token_end - chunk.token_start, room, doc_stride):
-        start, end = chunk.token_start + s, chunk.token_start + e
-        context = text.ids[start:end]
-        windows.append(
-            Window(
-                doc_index=doc_index,
-                input_ids=np.concatenate([head, context, tail]),
-                token_type_ids=np.concatenate(
-                    [head_types, np.full(len(context), template.context_type), tail_types]
-                ),
-                context_offset=len(head),
-                token_start=start,
-                token_end=end,
-            )
-        )
-    return windows
 
 
 # ---------------------------------------------------------------------------------------------

@@ -170,8 +170,13 @@ def make_windows(
     doc_index: int,
     max_seq_len: int,
     doc_stride: int,
+    span: tuple[int, int] | None = None,
 ) -> list[Window]:
-    """All windows of one document for one question, in document order."""
+    """All windows of one document for one question, in document order.
+
+    ``span`` limits them to the tokens ``[start, end)`` (a retrieved chunk); default: all.
+    """
+    lo, hi = span if span is not None else (0, len(text))
     max_context = max_seq_len - len(question_ids) - template.n_special
     head = np.asarray([*template.prefix, *question_ids, *template.middle], dtype=np.int64)
     head_types = np.asarray(
@@ -182,7 +187,8 @@ def make_windows(
     tail = np.asarray(template.suffix, dtype=np.int64)
     tail_types = np.full(len(tail), template.suffix_type, dtype=np.int64)
     windows = []
-    for start, end in window_bounds(len(text), max_context, doc_stride):
+    for s, e in window_bounds(hi - lo, max_context, doc_stride):
+        start, end = lo + s, lo + e
         context = text.ids[start:end]
         windows.append(
             Window(
