@@ -349,6 +349,10 @@ def train(
         ),
     ] = "document",
     negatives: Annotated[int, typer.Option(help="Answer-less windows per question.")] = 1,
+    shared_norm: Annotated[
+        bool,
+        typer.Option(help="Also one softmax across each question's windows (document level)."),
+    ] = False,
     bf16: Annotated[
         bool, typer.Option(help="bfloat16 autocast (fast on AVX512-BF16 CPUs).")
     ] = False,
@@ -377,6 +381,7 @@ def train(
             seed=seed,
             level=level,
             negatives=negatives,
+            shared_norm=shared_norm,
             bf16=bf16,
             save_every=save_every,
             eval_path=str(eval_data) if eval_data else None,

@@ -16,7 +16,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -52,6 +52,10 @@ class TrainConfig:
     seed: int = 0
     level: Literal["document", "paragraph"] = "document"
     negatives: int = 1  # answer-less [CLS] windows per question, document level only
+    # Shared normalisation (Clark & Gardner 2018): besides each window's own softmax, one
+    # softmax over the context tokens of all of a question's windows, so a span's raw logit
+    # means the same in every window. docqa ranks raw logits across windows; this trains that.
+    shared_norm: bool = False
     warmup: float = 0.1
     max_grad_norm: float = 1.0
     save_every: int = 100  # optimizer steps between resumable checkpoints
@@ -79,6 +83,8 @@ class Feature:
     token_type_ids: np.ndarray
     start: int
     end: int
+    context: tuple[int, int] = (0, 0)  # [first, last + 1) positions of context tokens
+    group: int = -1  # the question it was cut for: shared normalisation spans a group
 
 
 @dataclass(frozen=True)
@@ -104,7 +110,8 @@ def label_window(window: Window, tokens: tuple[int, int] | None, cls_index: int)
     if tokens is not None and window.token_start <= tokens[0] and tokens[1] < window.token_end:
         start = window.context_offset + tokens[0] - window.token_start
         end = window.context_offset + tokens[1] - window.token_start
-    return Feature(window.input_ids, window.token_type_ids, start, end)
+    context = (window.context_offset, window.context_offset + window.token_end - window.token_start)
+    return Feature(window.input_ids, window.token_type_ids, start, end, context)
 
 
 def _overlap_scores(windows: list[Window], text: TokenizedText, question_ids: list[int]):
@@ -157,13 +164,67 @@ def make_features(
                     rest = [i for i in negatives if i != hard]
                     chosen.append(hard)
                     chosen.extend(rng.sample(rest, min(k - 1, len(rest))))
-                features.extend(labelled[i] for i in chosen)
+                group = features[-1].group + 1 if features else 0
+                features.extend(replace(labelled[i], group=group) for i in chosen)
     return features
 
 
 def _margin(window: Window, answer: tuple[int, int]) -> int:
     """Tokens of context on the answer's thinner side within ``window``."""
     return min(answer[0] - window.token_start, window.token_end - 1 - answer[1])
+
+
+def epoch_batches(features: list[Feature], config: TrainConfig, epoch: int) -> list[list[int]]:
+    """Feature indices of each batch of ``epoch``.
+
+    The order depends only on the seed and the epoch, so resuming mid-epoch continues with
+    exactly the batches that were not yet seen. With shared normalisation a question's windows
+    are kept in one batch, and a batch holds about ``batch_size`` windows.
+    """
+    rng = random.Random(config.seed * 1000 + epoch)
+    if not config.shared_norm:
+        order = list(range(len(features)))
+        rng.shuffle(order)
+        return [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
+    groups: dict[int, list[int]] = {}
+    for i, f in enumerate(features):
+        groups.setdefault(f.group, []).append(i)
+    members = list(groups.values())
+    rng.shuffle(members)
+    per_batch = max(1, round(config.batch_size * len(members) / len(features)))
+    return [
+        [i for group in members[g : g + per_batch] for i in group]
+        for g in range(0, len(members), per_batch)
+    ]
+
+
+def shared_norm_loss(logits, batch: list[Feature], which: Literal["start", "end"]):
+    """Cross-entropy of one softmax over the context tokens of all windows of each question.
+
+    Pure in its inputs: ``logits`` is (windows, positions), ``batch`` the features in rows.
+    Questions whose answer is in none of their windows are left out (nothing to point at).
+    """
+    import torch
+
+    masked = torch.full_like(logits, torch.finfo(logits.dtype).min)
+    for row, f in enumerate(batch):
+        masked[row, f.context[0] : f.context[1]] = logits[row, f.context[0] : f.context[1]]
+    rows_of: dict[int, list[int]] = {}
+    for row, f in enumerate(batch):
+        rows_of.setdefault(f.group, []).append(row)
+    losses = []
+    width = logits.shape[1]
+    for rows in rows_of.values():
+        gold = [(k, getattr(batch[r], which)) for k, r in enumerate(rows)]
+        gold = [(k, pos) for k, pos in gold if batch[rows[k]].context[0] <= pos]
+        if not gold:
+            continue
+        k, pos = gold[0]
+        flat = masked[rows].reshape(1, -1)
+        losses.append(torch.nn.functional.cross_entropy(flat, torch.tensor([k * width + pos])))
+    if not losses:
+        return logits.sum() * 0.0
+    return torch.stack(losses).mean()
 
 
 def _collate(batch: list[Feature], pad_id: int):
@@ -213,7 +274,7 @@ def train(config: TrainConfig, progress: Callable[[TrainProgress], None] | None 
     features = make_features(tokenizer, articles, config, random.Random(config.seed))
     if not features:
         raise InputError(f"No training windows could be made from {config.train_path}.")
-    steps_per_epoch = math.ceil(len(features) / config.batch_size)
+    steps_per_epoch = len(epoch_batches(features, config, 0))
     total_steps = steps_per_epoch * config.epochs
 
     resume = (ckpt / "state.pt").exists()
@@ -244,14 +305,9 @@ def train(config: TrainConfig, progress: Callable[[TrainProgress], None] | None 
     log = (out / "train_log.jsonl").open("a")
     while step < total_steps:
         epoch, in_epoch = divmod(step, steps_per_epoch)
-        # The order of an epoch depends only on the seed and the epoch, so resuming mid-epoch
-        # continues with exactly the batches that were not yet seen.
-        order = list(range(len(features)))
-        random.Random(config.seed * 1000 + epoch).shuffle(order)
+        batches = epoch_batches(features, config, epoch)
         for b in range(in_epoch, steps_per_epoch):
-            batch = [
-                features[i] for i in order[b * config.batch_size : (b + 1) * config.batch_size]
-            ]
+            batch = [features[i] for i in batches[b]]
             ids, types, mask, starts, ends = _collate(batch, pad_id)
             with torch.autocast(
                 "cpu" if not torch.cuda.is_available() else "cuda",
@@ -259,11 +315,18 @@ def train(config: TrainConfig, progress: Callable[[TrainProgress], None] | None 
                 enabled=config.bf16,
             ):
                 outputs = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
+            start_logits, end_logits = outputs.start_logits.float(), outputs.end_logits.float()
             loss_fn = torch.nn.functional.cross_entropy
-            loss = (
-                loss_fn(outputs.start_logits.float(), starts)
-                + loss_fn(outputs.end_logits.float(), ends)
-            ) / 2
+            loss = (loss_fn(start_logits, starts) + loss_fn(end_logits, ends)) / 2
+            if config.shared_norm:
+                loss = (
+                    loss
+                    + (
+                        shared_norm_loss(start_logits, batch, "start")
+                        + shared_norm_loss(end_logits, batch, "end")
+                    )
+                    / 2
+                )
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()

@@ -450,3 +450,99 @@ def test_cli_unloadable_base_is_one_sentence(tmp_path):
     # Regression: an unloadable --base escaped as an OSError traceback (exit 1).
     result = run_cli(V1, "--base", tmp_path / "no-model", "--out", tmp_path / "o")
     assert_one_sentence(result, 3, "no-model")
+
+
+# --- shared normalisation ----------------------------------------------------------------------
+
+
+def test_features_of_one_question_share_a_group(tokenizer):
+    config = make_config(EDGE, level="document", negatives=2)
+    features = make_features(tokenizer, read_squad(EDGE), config, random.Random(0))
+    questions = [q for article in read_squad(EDGE) for q in article.questions]
+    groups = [f.group for f in features]
+    assert groups == sorted(groups), "a question's windows are contiguous"
+    assert sorted(set(groups)) == list(range(len(questions)))
+    for f in features:
+        lo, hi = f.context
+        assert 0 < lo < hi <= len(f.input_ids)
+        assert set(f.token_type_ids[lo:hi].tolist()) == {1}, "context is the second segment"
+        assert f.start == CLS or lo <= f.start <= f.end < hi
+
+
+def feature(start: int, group: int, length: int = 6, context=(2, 5)) -> Feature:
+    ids = np.arange(length)
+    return Feature(ids, np.zeros(length, dtype=int), start, start, context, group)
+
+
+def test_shared_norm_loss_is_one_softmax_over_the_question_context_tokens():
+    import torch
+
+    batch = [feature(0, 7), feature(3, 7), feature(4, 8), feature(0, 9)]
+    logits = torch.randn(4, 6, generator=torch.Generator().manual_seed(0))
+    from docqa.train import shared_norm_loss
+
+    got = shared_norm_loss(logits, batch, "start")
+    # Group 7: positions 2-4 of both rows, gold at row 1 position 3 (index 3 + 1 of the 6).
+    g7 = torch.cat([logits[0, 2:5], logits[1, 2:5]])
+    loss7 = torch.logsumexp(g7, 0) - logits[1, 3]
+    loss8 = torch.logsumexp(logits[2, 2:5], 0) - logits[2, 4]
+    # Group 9 has no answer window: nothing to point at, left out of the mean.
+    assert torch.allclose(got, (loss7 + loss8) / 2)
+
+
+def test_shared_norm_loss_punishes_a_confident_span_in_an_answerless_window():
+    import torch
+
+    from docqa.train import shared_norm_loss
+
+    batch = [feature(3, 0), feature(0, 0)]  # the answer window, then a [CLS] negative
+    calm = torch.zeros(2, 6)
+    calm[0, 3] = 5.0
+    calm[1, 0] = 6.0  # the negative window says "no answer here"
+    loud = calm.clone()
+    loud[1, 4] = 5.0  # ...and yet rates a span in it as highly as the answer
+    # By its own softmax the negative window is still right ([CLS] wins), so a per-window
+    # loss barely moves; across windows the two spans tie, which docqa's ranking cannot break.
+    assert loud[1].argmax() == 0
+    assert shared_norm_loss(loud, batch, "start") > shared_norm_loss(calm, batch, "start") + 0.5
+
+
+def test_shared_norm_batches_keep_a_question_together(tokenizer):
+    from docqa.train import epoch_batches
+
+    config = make_config(EDGE, level="document", negatives=2, shared_norm=True, batch_size=6)
+    features = make_features(tokenizer, read_squad(EDGE), config, random.Random(0))
+    batches = epoch_batches(features, config, epoch=0)
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(len(features)))
+    batch_of: dict[int, set[int]] = {}
+    for n, b in enumerate(batches):
+        for i in b:
+            batch_of.setdefault(features[i].group, set()).add(n)
+    assert all(len(n) == 1 for n in batch_of.values()), "a question split across batches"
+    assert np.mean([len(b) for b in batches[:-1]]) == pytest.approx(6, abs=2)
+    assert batches == epoch_batches(features, config, epoch=0)
+    assert batches != epoch_batches(features, config, epoch=1)
+
+
+def test_shared_norm_training_runs_resumes_and_lowers_its_loss(still_model, tmp_path):
+    out = tmp_path / "shared"
+    config = make_config(
+        EDGE, still_model, out, epochs=3, batch_size=6, learning_rate=5e-3, warmup=0.0,
+        negatives=2, shared_norm=True, save_every=1,
+    )  # fmt: skip
+
+    def stop(p) -> None:
+        if p.step == 4:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train(config, progress=stop)
+    train(config)
+    log = log_of(out)
+    # Step 4 is logged twice: it was interrupted before its checkpoint and run again.
+    assert [r["step"] for r in log] == [1, 2, 3, 4, *range(4, log[-1]["total_steps"] + 1)]
+    first = [r["loss"] for r in log if r["epoch"] == 0]
+    last = [r["loss"] for r in log if r["epoch"] == config.epochs - 1]
+    assert np.mean(last) < np.mean(first)
+    assert json.loads((out / "docqa_train.json").read_text())["shared_norm"] is True
