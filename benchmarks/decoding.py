@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--data", default=DEV)
     parser.add_argument("--limit", type=int, default=300)
+    parser.add_argument("--per-article", type=int, default=None, help="first N of each article")
     parser.add_argument("--level", default="document")
     parser.add_argument("--max-seq-len", type=int, default=384)
     parser.add_argument("--precision", default="fp32")
@@ -60,7 +61,9 @@ def main() -> None:
         shared = shared or CachedLogits(qa.reader)
         qa.reader = shared
         started = time.monotonic()
-        report = evaluate(args.data, qa, level=args.level, limit=args.limit)
+        report = evaluate(
+            args.data, qa, level=args.level, limit=args.limit, per_article=args.per_article
+        )
         rows.append(
             {
                 "max_context": max_context,

@@ -273,6 +273,10 @@ def eval_command(
         ),
     ] = "document",
     limit: Annotated[int | None, typer.Option(min=1, help="First N questions only.")] = None,
+    per_article: Annotated[
+        int | None,
+        typer.Option(min=1, help="First N questions of every article: a sample of the whole file."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
     predictions: Annotated[
         Path | None, typer.Option(help="Write {id: answer} predictions to this file.")
@@ -313,11 +317,24 @@ def eval_command(
             dense=dense,
         )
         with progress_bar("Evaluating", enabled=True) as update:
-            report = evaluate(data, qa, level=level, limit=limit, progress=update, windows=windows)
+            report = evaluate(
+                data,
+                qa,
+                level=level,
+                limit=limit,
+                progress=update,
+                windows=windows,
+                per_article=per_article,
+            )
     if predictions is not None:
         predictions.write_text(json.dumps(report.predictions, ensure_ascii=False, indent=1))
     if as_json:
-        payload = {**report.to_json(), "model": qa.model_name, "windows": windows}
+        payload = {
+            **report.to_json(),
+            "model": qa.model_name,
+            "windows": windows,
+            "per_article": per_article,
+        }
         sys.stdout.write(json.dumps(payload) + "\n")
         return
     depth = f"windows={windows}" if windows else "windows=all"

@@ -124,13 +124,16 @@ def evaluate(
     limit: int | None = None,
     progress: Progress | None = None,
     windows: int | None = None,
+    per_article: int | None = None,
 ) -> EvalReport:
     """Ask ``qa`` every question of a SQuAD v1.1/v2.0 file and score its answers.
 
     ``level="paragraph"`` asks each question of its own paragraph; ``"document"`` asks it of
     its whole article (paragraphs joined in order), the same ``Document`` object for every
     question of the article so the reader can reuse its tokenization. ``limit`` keeps the
-    first N questions in file order. ``progress(done, total)`` is called after each question.
+    first N questions in file order; ``per_article`` the first N of every article (a sample
+    spread over the whole file), before ``limit``. ``progress(done, total)`` is called after
+    each question.
     ``windows=N`` asks the reader to read only the N windows its retriever ranks best
     (``qa.predict(question, documents, windows=N)``); window recall then measures retrieval.
 
@@ -142,7 +145,7 @@ def evaluate(
     articles = read_squad(data_path)
     # Decided on the whole file, so --limit does not change which keys the report has.
     with_no_answer = any(q.is_impossible for q in iter_questions(articles))
-    groups = build_examples(articles, level, limit)
+    groups = build_examples(articles, level, limit, per_article)
     total = sum(len(g.questions) for g in groups)
     if total == 0:
         raise InputError(f"no questions to evaluate in {data_path}")

@@ -213,10 +213,34 @@ def limit_articles(articles: Sequence[Article], limit: int | None) -> list[Artic
     return kept
 
 
+def per_article(articles: Sequence[Article], n: int | None) -> list[Article]:
+    """Keep the first ``n`` questions of every article (None keeps all).
+
+    A sample spread over all articles: the first N questions of a file all come from its first
+    article or two, so a document-level score on them says more about those articles than
+    about the reader.
+
+    >>> q = lambda i: SquadQuestion(str(i), "?", (), (), True, 0, 0)
+    >>> arts = [Article("A", ("x",), (q(1), q(2))), Article("B", ("y",), (q(3),))]
+    >>> [[x.id for x in a.questions] for a in per_article(arts, 1)]
+    [['1'], ['3']]
+    """
+    if n is None:
+        return list(articles)
+    if n < 1:
+        raise InputError(f"per_article must be 1 or more, got {n}")
+    return [Article(a.title, a.paragraphs, a.questions[:n]) for a in articles]
+
+
 def build_examples(
-    articles: Sequence[Article], level: Level = "document", limit: int | None = None
+    articles: Sequence[Article],
+    level: Level = "document",
+    limit: int | None = None,
+    per_article_questions: int | None = None,
 ) -> list[ExampleGroup]:
     """Group the (first ``limit``) questions by the document they are asked of, in file order.
+
+    ``per_article_questions`` first keeps only that many questions of each article.
 
     Paragraph level: one group per paragraph with questions, document
     ``Document.from_text(context, source=f"{title}#{p}")``. Document level: one group per
@@ -234,7 +258,7 @@ def build_examples(
     if level not in LEVELS:
         raise InputError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
     groups: list[ExampleGroup] = []
-    for article in limit_articles(articles, limit):
+    for article in limit_articles(per_article(articles, per_article_questions), limit):
         if not article.questions:
             continue
         if level == "document":

@@ -284,6 +284,14 @@ def test_limit_takes_the_first_questions_and_reports_progress():
     assert seen == [(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]
 
 
+def test_per_article_samples_every_article_before_the_limit():
+    report = evaluate(V1, GoldReader(V1), level="document", per_article=2)
+    assert list(report.predictions) == ["r1", "r2", "t1", "t2"]
+    assert report.exact == 100.0
+    report = evaluate(V1, GoldReader(V1), level="paragraph", per_article=1, limit=1)
+    assert list(report.predictions) == ["r1"]
+
+
 def test_v20_keys_are_decided_by_the_file_not_by_the_limit():
     # The first question of the v2.0 file is answerable: no NoAns split, but still a v2.0 report.
     report = evaluate(V2, GoldReader(V2), level="paragraph", limit=1)
@@ -358,3 +366,22 @@ def test_to_json_turns_infinities_into_null():
     report = EvalReport("document", 0.0, 0.0, 1, None, math.inf, 0.0, 0.0, {"q": ""})
     assert report.to_json()["questions_per_s"] is None
     assert report.to_json()["window_recall"] is None
+
+
+def test_cli_eval_json_with_a_per_article_sample(tiny_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from docqa.cli import app
+
+    preds = tmp_path / "preds.json"
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval", str(V1), "--model", str(tiny_model), "--per-article", "1", "--json",
+            "--precision", "fp32", "--no-dense", "--predictions", str(preds),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["total"], report["per_article"], report["level"]) == (2, 1, "document")
+    assert sorted(json.loads(preds.read_text())) == ["r1", "t1"]
