@@ -27,6 +27,7 @@ VARIANTS = {
     "fp32 batch 1": ("fp32", 1, None),
     "fp32 batch 4": ("fp32", 4, None),
     "fp32 batch 16": ("fp32", 16, None),
+    "bf16 autocast batch 1": ("bf16", 1, None),
     "bf16 autocast batch 4": ("bf16", 4, None),
     "bf16 autocast batch 16": ("bf16", 16, None),
     "bf16 weights batch 4": ("fp32", 4, "bf16-weights"),
@@ -35,6 +36,7 @@ VARIANTS = {
     "int8 torch.ao per-channel batch 16": ("int8", 16, None),
     "int8 torchao batch 4": ("int8", 4, "torchao"),
     "fp32 compiled batch 4": ("fp32", 4, "compile"),
+    "bf16 autocast compiled batch 4": ("bf16", 4, "compile"),
 }
 
 
