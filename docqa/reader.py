@@ -111,9 +111,25 @@ def apply_precision(model, precision: str, device: str):
         for module in model.modules():
             if isinstance(module, torch.nn.Linear):
                 module.to(torch.bfloat16)
-        return model
+        return _own_storage(model)
     if precision == "int8":
-        return _quantize_int8(model)
+        return _own_storage(_quantize_int8(model))
+    return model
+
+
+def _own_storage(model):
+    """Copy the tensors left in fp32 into memory of their own.
+
+    Weights load as views of one memory map of the safetensors file, and the map lives as long
+    as any of them does. After the Linear weights are replaced (cast or quantized), the
+    embeddings and layer norms would keep the whole map, fp32 Linear weights included,
+    resident: bert-base in bf16 held 885 MB instead of about 550.
+    """
+    import torch
+
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if tensor.dtype == torch.float32:
+            tensor.data = tensor.data.clone()
     return model
 
 
@@ -172,6 +188,11 @@ def _quantize_int8(model):
         for name, module in model.named_modules()
         if isinstance(module, torch.nn.Linear) and not name.endswith("qa_outputs")
     ]
+    for name in names:
+        # The quantized layer keeps this very bias tensor: a copy lets the weights file go.
+        bias = model.get_submodule(name).bias
+        if bias is not None:
+            bias.data = bias.data.clone()
     torch_dynamic = _torch_quantize_dynamic()
     if torch_dynamic is not None:
         quantize_dynamic, qconfig = torch_dynamic

@@ -203,3 +203,32 @@ def test_int8_reads_one_window_per_forward_so_answers_do_not_depend_on_the_batch
     for i, w in enumerate(windows):
         [(_, s, e)] = list(qa.reader.logits([w]))
         assert (s == together[i][0]).all() and (e == together[i][1]).all()
+
+
+def mapped(path) -> bool:
+    """Whether this process still has ``path`` memory-mapped (Linux)."""
+    with open("/proc/self/maps") as maps:
+        return any(line.rstrip().endswith(str(path)) for line in maps)
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/maps"), reason="Linux only")
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_a_cast_model_lets_go_of_the_fp32_file(tiny_model, tmp_path, precision):
+    # Regression: the fp32 embeddings kept the memory map of the whole weights file, and with
+    # it every fp32 Linear weight already replaced: bf16 used more memory than fp32.
+    import gc
+    import shutil
+
+    folder = tmp_path / "model"  # a path no other test has mapped
+    shutil.copytree(tiny_model, folder)
+    model, _ = docqa.reader.load_model(str(folder), "cpu")
+    weights = (folder / "model.safetensors").resolve()
+    if not mapped(weights):
+        pytest.skip("this transformers version does not memory-map the weights")
+    model = apply_precision(model, precision, "cpu")
+    gc.collect()
+    assert not mapped(weights)
+    x = torch.ones(1, 8, dtype=torch.long)
+    bf16 = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+    with torch.inference_mode(), bf16:
+        assert model(input_ids=x).start_logits.shape == (1, 8)
