@@ -130,8 +130,9 @@ def progress_bar(description: str, enabled: bool = True):
     with progress:
         task = progress.add_task(description, total=None)
 
-        def update(done: int, total: int | None = None) -> None:
-            progress.update(task, completed=done, total=total)
+        def update(done: int, total: int | None = None, status: str | None = None) -> None:
+            text = description if status is None else f"{description} {status}"
+            progress.update(task, completed=done, total=total, description=text)
 
         yield update
 
@@ -407,7 +408,7 @@ def train(
         with progress_bar("Training") as update:
 
             def show(p) -> None:
-                update(p.step, p.total_steps)
+                update(p.step, p.total_steps, f"epoch {p.epoch + 1} loss {p.loss:.3f}")
 
             folder = run_training(config, progress=show)
     out.print(f"Saved the reader to {escape(str(folder))}", highlight=False)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import unicodedata
 from dataclasses import replace
@@ -430,6 +431,24 @@ def test_cli_trains_and_writes_the_reader(still_model, tmp_path):
     saved = json.loads((out / "docqa_train.json").read_text())
     assert (saved["max_seq_len"], saved["doc_stride"], saved["batch_size"]) == (128, 32, 4)
     assert "Saved the reader to" in result.stdout
+
+
+def test_cli_progress_bar_shows_epoch_and_loss(still_model, tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    import docqa.cli
+
+    # The bar is drawn only on a terminal; a terminal console writing to a buffer stands in.
+    screen = io.StringIO()
+    monkeypatch.setattr(docqa.cli, "err", Console(file=screen, force_terminal=True, width=120))
+    result = run_cli(
+        V1, "--base", still_model, "--out", tmp_path / "r", "--batch-size", "4",
+        "--max-seq-len", "128", "--doc-stride", "32", "--save-every", "1000",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert re.search(r"Training epoch 1 loss \d+\.\d{3}", screen.getvalue()), screen.getvalue()
 
 
 def test_cli_bad_doc_stride_is_one_sentence(still_model, tmp_path):
