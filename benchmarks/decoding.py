@@ -46,6 +46,9 @@ def main() -> None:
     parser.add_argument("--level", default="document")
     parser.add_argument("--max-seq-len", type=int, default=384)
     parser.add_argument("--precision", default="fp32")
+    parser.add_argument(
+        "--windows", type=int, default=None, help="read the N best retrieved windows (ask's 10)"
+    )
     args = parser.parse_args()
 
     shared = None
@@ -62,12 +65,18 @@ def main() -> None:
         qa.reader = shared
         started = time.monotonic()
         report = evaluate(
-            args.data, qa, level=args.level, limit=args.limit, per_article=args.per_article
+            args.data,
+            qa,
+            level=args.level,
+            limit=args.limit,
+            per_article=args.per_article,
+            windows=args.windows,
         )
         rows.append(
             {
                 "max_context": max_context,
                 "rank_by": rank_by,
+                "windows": args.windows,
                 "exact": round(report.exact, 2),
                 "f1": round(report.f1, 2),
                 "total": report.total,

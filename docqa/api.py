@@ -40,15 +40,15 @@ Sources = Source | Iterable[Source]
 
 #: Windows read per question when retrieving (``DocQA(windows=...)``, ``docqa ask --windows``).
 #: Measured with the bundled reader on SQuAD dev at document level (benchmarks/retrieval_f1.py,
-#: 64 questions from all 16 articles, retriever weight 4): F1 57.8 / 58.1 / 63.9 / 63.9 / 63.5
-#: reading 1 / 3 / 5 / 10 / 20 windows, 60.4 reading every window (on 208 questions: 57.3 at
-#: 10 windows, 51.8 reading every one). 5 to 20 tie within noise; 10 keeps window recall at
-#: 98.7 % (5: 96.4 %), for readers less easily distracted.
+#: 64 questions from all 16 articles, retriever weight 4): F1 59.8 / 62.2 / 62.2 / 62.2 / 62.2
+#: reading 1 / 3 / 5 / 10 / 20 windows, 57.2 reading every window (on 208 questions: 63.1 at
+#: 10 windows, 53.8 reading every one). 3 to 20 tie; 10 keeps window recall at 98.7 %
+#: (5: 96.4 %), for readers less easily distracted.
 DEFAULT_WINDOWS = 10
 #: Linear fusion of retriever and reader (``DocQA(retriever_weight=...)``): a span's score gains
 #: this times its window's retrieval score scaled to [0, 1] over the windows read. Same
-#: measurement at 10 windows: 0 gave F1 61.9, 1: 61.9, 2: 63.5, 4: 63.9 (and at 20 windows
-#: 0 gave 60.4, 2 and 4: 63.5).
+#: measurement at 10 windows: 0 gave F1 57.9, 1: 60.6, 2: 62.2, 4: 62.2 (and at 20 windows
+#: 0 gave 56.4, 1: 57.5, 2 and 4: 62.2; only 4 is flat from 3 windows on).
 RETRIEVER_WEIGHT = 4.0
 
 
