@@ -267,8 +267,9 @@ def train(config: TrainConfig, progress: Callable[[TrainProgress], None] | None 
     random.seed(config.seed)
     torch.manual_seed(config.seed)
 
-    tokenizer = _load_pretrained(AutoTokenizer.from_pretrained, config.base)
+    # The data first: a wrong path should not wait on a model load (or a hub check) to be told.
     articles = read_squad(config.train_path)
+    tokenizer = _load_pretrained(AutoTokenizer.from_pretrained, config.base)
     if config.limit:
         articles = articles[: config.limit]
     features = make_features(tokenizer, articles, config, random.Random(config.seed))
@@ -352,14 +353,26 @@ def train(config: TrainConfig, progress: Callable[[TrainProgress], None] | None 
 
 
 def _load_pretrained(load, source: str, **kwargs):
-    """``load(source)``; any failure becomes one `ModelLoadError` sentence, not a traceback."""
+    """``load(source)``; any failure becomes one `ModelLoadError` sentence, not a traceback.
+
+    Local files and the Hugging Face cache first; the hub only when it answers, so an offline
+    machine fails in seconds instead of after a minute of download retries (as `load_model`).
+    """
+    from docqa.reader import _hub_reachable
+
     try:
-        return load(source, **kwargs)
+        return load(source, local_files_only=True, **kwargs)
     except Exception as exc:  # transformers raises OSError, ValueError, HTTP errors...
-        raise ModelLoadError(
-            f"Cannot load {source!r} to train from ({type(exc).__name__}): give --base a local "
-            "model folder, or a hub name this machine can download."
-        ) from exc
+        first = exc
+    if not Path(source).expanduser().exists() and _hub_reachable():
+        try:
+            return load(source, **kwargs)
+        except Exception as exc:
+            first = exc
+    raise ModelLoadError(
+        f"Cannot load {source!r} to train from ({type(first).__name__}): give --base a local "
+        "model folder, or a hub name this machine can download."
+    ) from first
 
 
 def _save_checkpoint(model, tokenizer, optimizer, scheduler, step: int, ckpt: Path) -> None:

@@ -471,6 +471,30 @@ def test_cli_unloadable_base_is_one_sentence(tmp_path):
     assert_one_sentence(result, 3, "no-model")
 
 
+def test_cli_missing_data_is_reported_before_the_base_is_loaded(tmp_path):
+    result = run_cli(tmp_path / "nope.json", "--base", tmp_path / "no-model", "--out", tmp_path)
+    assert_one_sentence(result, 2, "nope.json")
+
+
+def test_offline_hub_name_fails_without_trying_to_download(tmp_path, monkeypatch):
+    import transformers
+
+    import docqa.reader
+
+    calls = []
+
+    def from_pretrained(source, **kwargs):
+        calls.append(kwargs)
+        raise OSError(f"{source} is not in the cache")
+
+    monkeypatch.setattr(docqa.reader, "_hub_reachable", lambda: False)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", from_pretrained)
+    result = run_cli(V1, "--base", "no-such-org/no-such-model", "--out", tmp_path / "o")
+    assert_one_sentence(result, 3, "no-such-org/no-such-model")
+    # Only the cache was asked: no download attempt (and its minute of retries) offline.
+    assert calls == [{"local_files_only": True}]
+
+
 # --- shared normalisation ----------------------------------------------------------------------
 
 
