@@ -76,7 +76,7 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(args.tokenizer)
+    tok = AutoTokenizer.from_pretrained(args.tokenizer, trust_remote_code=False)
     chunk_len = chunk_length(args.max_seq_len, args.max_question_len, 3)
     groups = build_examples(read_squad(args.data), "document", args.limit)
 

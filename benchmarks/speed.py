@@ -165,7 +165,7 @@ def single_window_items(n: int, seed: int, tokenizer_folder: Path, per_text: int
 
     from docqa.windowing import pair_template, tokenize_question, tokenize_text
 
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_folder))
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_folder), trust_remote_code=False)
     template = pair_template(tokenizer)
 
     def fits(question: str, context: str) -> bool:

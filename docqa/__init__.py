@@ -7,7 +7,7 @@
 
 from docqa.api import DocQA
 from docqa.errors import DocQAError, InputError, LoaderError, ModelLoadError, NoDocumentsError
-from docqa.evaluate import EvalReport, evaluate
+from docqa.evaluate import DocsEvalReport, EvalReport, evaluate, evaluate_docs
 from docqa.loaders import LoadResult, load, load_paths
 from docqa.train import TrainConfig, train
 from docqa.types import Answer, Document, FileStatus, Page, Prediction, Section
@@ -16,6 +16,7 @@ __all__ = [
     "Answer",
     "DocQA",
     "DocQAError",
+    "DocsEvalReport",
     "Document",
     "EvalReport",
     "FileStatus",
@@ -29,6 +30,7 @@ __all__ = [
     "Section",
     "TrainConfig",
     "evaluate",
+    "evaluate_docs",
     "load",
     "load_paths",
     "train",

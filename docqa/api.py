@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -45,6 +46,10 @@ Sources = Source | Iterable[Source]
 #: 10 windows, 53.8 reading every one). 3 to 20 tie; 10 keeps window recall at 98.7 %
 #: (5: 96.4 %), for readers less easily distracted.
 DEFAULT_WINDOWS = 10
+#: Retrieved chunks of one document less than this many tokens apart are read as one span of
+#: its tokens (`DocQA._read_ranked`); further apart, no word (at most 100 characters for
+#: WordPiece) can belong to two spans.
+SPAN_GAP = 128
 #: Linear fusion of retriever and reader (``DocQA(retriever_weight=...)``): a span's score gains
 #: this times its window's retrieval score scaled to [0, 1] over the windows read. Same
 #: measurement at 10 windows: 0 gave F1 57.9, 1: 60.6, 2: 62.2, 4: 62.2 (and at 20 windows
@@ -80,6 +85,8 @@ class DocQA:
         dense: bool | None = None,
         retriever_weight: float = RETRIEVER_WEIGHT,
         precision: str = "auto",
+        allow_pickle: bool = False,
+        max_file_mb: float | None = 512.0,
     ):
         if max_question_len < 1 or max_answer_len < 1:
             raise InputError("max_question_len and max_answer_len must be at least 1.")
@@ -92,7 +99,16 @@ class DocQA:
             )
         if max_seq_len > 4096:
             raise InputError("max_seq_len above 4096 is not supported.")
-        self.reader = Reader(model, device=device, batch_size=batch_size, precision=precision)
+        # allow_pickle: also read a model whose weights are only a pickle .bin (as tensors,
+        # torch.load weights_only=True); by default only safetensors weights are read.
+        self.reader = Reader(
+            model,
+            device=device,
+            batch_size=batch_size,
+            precision=precision,
+            allow_pickle=allow_pickle,
+            max_seq_len=max_seq_len,
+        )
         self.max_seq_len = max_seq_len
         self.doc_stride = doc_stride
         self.max_answer_len = max_answer_len
@@ -110,6 +126,10 @@ class DocQA:
         self.index_location = index
         self.dense = _dense_available() if dense is None else dense
         self.retriever_weight = retriever_weight
+        if max_file_mb is not None and not max_file_mb > 0:
+            raise InputError("max_file_mb must be positive (or None for no limit).")
+        # Files larger than this are skipped unread (status "skipped", saying why).
+        self.max_file_mb = max_file_mb
         self._index = None
         self._scheme = None
         self._encoder = None
@@ -117,6 +137,9 @@ class DocQA:
         self._cache: OrderedDict[tuple, TokenizedText] = OrderedDict()
         self._cache_size = cache_size
         self._template = None
+        # One DocQA may serve several threads: the lazy loads and the caches above are
+        # guarded (the index gives each thread its own SQLite connection).
+        self._lock = threading.RLock()
 
     @property
     def model_name(self) -> str:
@@ -124,7 +147,8 @@ class DocQA:
 
     def warm_up(self) -> None:
         """Load the model now instead of on the first question."""
-        self.reader.warm_up()
+        with self._lock:  # once, whichever thread asks first
+            self.reader.warm_up()
 
     def ask(
         self,
@@ -147,23 +171,32 @@ class DocQA:
         indexed now, so the second question about them parses and tokenizes nothing.
         """
         depth = None if exhaustive else (windows if windows is not None else self.windows)
-        paths, docs = _split_sources(sources)
+        paths, docs = _split_sources(sources)  # read once: ``sources`` may be a generator
         if docs or not paths or self.index_location is False:
-            return list(self.predict(question, self.documents(sources), top_k, depth).answers)
+            documents = self._documents(paths, docs)
+            return list(self.predict(question, documents, top_k, depth).answers)
         return list(self.ask_paths(question, paths, top_k, depth)[0].answers)
 
-    def index(self, paths: Iterable[str | os.PathLike], progress=None, password=None):
+    def index(self, paths: Iterable[str | os.PathLike], progress=None, password=None, pieces=None):
         """Bring the persistent index up to date with ``paths``; returns its `UpdateReport`.
 
-        ``progress(done, total, path)`` is called after each file.
+        ``progress(done, total, path)`` is called after each file, ``pieces(done, total,
+        what)`` during long work inside one (a large file's parts, its vectors).
         """
         return self._open_index().update(
             list(paths),
             self.scheme,
             encoder=self.encoder,
             password=password,
+            options=self._load_options(password),
             progress=progress,
+            pieces=pieces,
         )
+
+    def _load_options(self, password=None):
+        from docqa.loaders import LoadOptions
+
+        return LoadOptions(password=password, max_file_mb=self.max_file_mb)
 
     def ask_paths(
         self,
@@ -180,6 +213,7 @@ class DocQA:
         """
         if top_k < 1:
             raise InputError("top_k must be at least 1.")
+        self.warm_up()
         question_ids = tokenize_question(self.reader.tokenizer, question, self.max_question_len)
         report = self.index(paths, progress=progress, password=password)
         doc_ids = report.doc_ids
@@ -190,16 +224,53 @@ class DocQA:
         for f in report.files:
             if f.doc_id is not None:
                 shown.setdefault(f.doc_id, f.path)
-        documents = [index.document(i, shown[i]) for i in doc_ids]
-        texts = [index.tokenized(i, self.scheme) for i in doc_ids]
         if windows is None:
+            documents = [index.document(i, shown[i]) for i in doc_ids]
+            texts = [index.tokenized(i, self.scheme) for i in doc_ids]
             return self._read_all(question_ids, documents, texts, top_k), report
+        ranked = index.rank(question, doc_ids, self.scheme, windows, self.encoder)
+        return self._read_ranked(question_ids, index, doc_ids, shown, ranked, top_k), report
+
+    def _read_ranked(self, question_ids, index, doc_ids, shown, ranked, top_k) -> Prediction:
+        """Read the index's retrieved chunks (``Chunk.doc_index``: the document's id), loading
+        only what they need: the documents they come from and, of each, the tokens around the
+        chunks, never all of a large document's tokens.
+
+        Chunks of one document that overlap or nearly touch are read as one span of tokens,
+        so the max-context rule sees their windows together; spans further apart share no
+        word, so no answer can come from two of them. ``Prediction.windows_read`` counts
+        documents by their position in ``doc_ids``.
+        """
+        spans: list[list[int]] = []  # [doc_id, first token, end token]
+        for chunk, _ in sorted(ranked, key=lambda cs: (cs[0].doc_index, cs[0].token_start)):
+            last = spans[-1] if spans else None
+            if last and last[0] == chunk.doc_index and chunk.token_start <= last[2] + SPAN_GAP:
+                last[2] = max(last[2], chunk.token_end)
+            else:
+                spans.append([chunk.doc_index, chunk.token_start, chunk.token_end])
+        loaded: dict[int, Document] = {}
+        for doc_id, _, _ in spans:
+            if doc_id not in loaded:
+                loaded[doc_id] = index.document(doc_id, shown.get(doc_id))
+        documents = [loaded[doc_id] for doc_id, _, _ in spans]
+        texts = [index.tokens(doc_id, self.scheme, lo, hi) for doc_id, lo, hi in spans]
+        local = []
+        for chunk, score in ranked:
+            s = next(
+                i
+                for i, (doc_id, lo, hi) in enumerate(spans)
+                if doc_id == chunk.doc_index and lo <= chunk.token_start < hi
+            )
+            lo = spans[s][1]
+            start, end = chunk.token_start - lo, chunk.token_end - lo
+            moved = replace(chunk, doc_index=s, token_start=start, token_end=end)
+            local.append((moved, score))
+        prediction = self._read_chunks(question_ids, documents, texts, local, top_k)
         position = {doc_id: d for d, doc_id in enumerate(doc_ids)}
-        ranked = [
-            (replace(c, doc_index=position[c.doc_index]), score)
-            for c, score in index.rank(question, doc_ids, self.scheme, windows, self.encoder)
-        ]
-        return self._read_chunks(question_ids, documents, texts, ranked, top_k), report
+        refs = tuple(
+            replace(r, doc_index=position[spans[r.doc_index][0]]) for r in prediction.windows_read
+        )
+        return replace(prediction, windows_read=refs)
 
     def ask_many(
         self,
@@ -221,18 +292,21 @@ class DocQA:
         if isinstance(questions, str):
             raise InputError("ask_many takes a list of questions; use ask for one question.")
         depth = None if exhaustive else (windows if windows is not None else self.windows)
-        paths, docs = _split_sources(sources)
+        paths, docs = _split_sources(sources)  # read once: ``sources`` may be a generator
         if paths and not docs and self.index_location is not False:
             self.index(paths)  # once; each question below then only checks file times
             return [list(self.ask_paths(q, paths, top_k, depth)[0].answers) for q in questions]
-        documents = self.documents(sources)
+        documents = self._documents(paths, docs)
         return [list(self.predict(q, documents, top_k, depth).answers) for q in questions]
 
     def documents(self, sources: Sources) -> list[Document]:
         """Load paths among ``sources``; `Document` objects pass through unchanged."""
-        paths, docs = _split_sources(sources)
+        return self._documents(*_split_sources(sources))
+
+    def _documents(self, paths: list[Path], docs: list[Document]) -> list[Document]:
+        docs = list(docs)
         if paths:
-            docs.extend(load_paths(paths).require_documents())
+            docs.extend(load_paths(paths, options=self._load_options()).require_documents())
         if not docs:
             raise InputError("No documents were given.")
         return docs
@@ -253,6 +327,7 @@ class DocQA:
             raise InputError("top_k must be at least 1.")
         if windows is not None and windows < 1:
             raise InputError("windows must be at least 1.")
+        self.warm_up()
         tokenizer = self.reader.tokenizer
         question_ids = tokenize_question(tokenizer, question, self.max_question_len)
         texts = [self.tokenized(doc) for doc in documents]
@@ -304,7 +379,10 @@ class DocQA:
     def _rank_in_memory(self, question, documents, texts, k: int) -> list:
         """The ``k`` best chunks of in-memory ``documents`` (retriever cached per document set)."""
         key = tuple(self._doc_key(doc) for doc in documents)
-        hit = self._retrievers.get(key)
+        with self._lock:
+            hit = self._retrievers.get(key)
+            if hit is not None:
+                self._retrievers.move_to_end(key)
         if hit is None:
             chunk_len = chunk_length(
                 self.max_seq_len, self.max_question_len, self.template.n_special
@@ -321,11 +399,10 @@ class DocQA:
                 if self.encoder is not None:
                     retriever = _with_dense(retriever, self.encoder, documents, chunks)
             hit = (chunks, retriever)
-            self._retrievers[key] = hit
-            if len(self._retrievers) > 8:
-                self._retrievers.popitem(last=False)
-        else:
-            self._retrievers.move_to_end(key)
+            with self._lock:
+                self._retrievers[key] = hit
+                if len(self._retrievers) > 8:
+                    self._retrievers.popitem(last=False)
         chunks, retriever = hit
         if retriever is None or len(chunks) <= k:
             return [(c, 0.0) for c in chunks]  # everything fits: read all, in document order
@@ -389,31 +466,34 @@ class DocQA:
     @property
     def scheme(self):
         """How the reader's documents are cut into retrievable windows (`WindowScheme`)."""
-        if self._scheme is None:
-            from docqa.index import WindowScheme
+        with self._lock:
+            if self._scheme is None:
+                from docqa.index import WindowScheme
 
-            self._scheme = WindowScheme.for_tokenizer(
-                self.reader.tokenizer, self.max_seq_len, self.doc_stride, self.max_question_len
-            )
+                self._scheme = WindowScheme.for_tokenizer(
+                    self.reader.tokenizer, self.max_seq_len, self.doc_stride, self.max_question_len
+                )
         return self._scheme
 
     @property
     def encoder(self):
         """The dense sentence encoder fused with BM25, or None (``dense=False``)."""
-        if self.dense and self._encoder is None:
-            from docqa.retrieve import DenseEncoder
+        with self._lock:
+            if self.dense and self._encoder is None:
+                from docqa.retrieve import DenseEncoder
 
-            self._encoder = DenseEncoder()
+                self._encoder = DenseEncoder()
         return self._encoder if self.dense else None
 
     def _open_index(self):
-        if self._index is None:
-            from docqa.index import Index
+        with self._lock:
+            if self._index is None:
+                from docqa.index import Index
 
-            location = self.index_location
-            if isinstance(location, bool):
-                location = None
-            self._index = Index(location)
+                location = self.index_location
+                if isinstance(location, bool):
+                    location = None
+                self._index = Index(location)
         return self._index
 
     @staticmethod
@@ -422,21 +502,24 @@ class DocQA:
 
     @property
     def template(self):
-        if self._template is None:
-            self._template = pair_template(self.reader.tokenizer)
+        with self._lock:
+            if self._template is None:
+                self._template = pair_template(self.reader.tokenizer)
         return self._template
 
     def tokenized(self, doc: Document) -> TokenizedText:
         """The document's tokens, computed once per document and model (LRU-cached)."""
         key = self._doc_key(doc)
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._cache.move_to_end(key)
-            return hit
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
         text = tokenize_text(self.reader.tokenizer, doc.text)
-        self._cache[key] = text
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[key] = text
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
         return text
 
     def _allowed_starts(self, windows: list[Window], n_tokens: int) -> list:
@@ -462,8 +545,12 @@ class DocQA:
 
 
 def _split_sources(sources: Sources) -> tuple[list[Path], list[Document]]:
+    """The paths and the documents among ``sources``, which are read exactly once (they may
+    be a generator)."""
     if isinstance(sources, (str, os.PathLike, Document)):
         sources = [sources]
+    elif isinstance(sources, (bytes, bytearray)) or not isinstance(sources, Iterable):
+        raise InputError(_not_a_source(sources))  # None and ints too: not iterable
     paths: list[Path] = []
     docs: list[Document] = []
     for s in sources:
@@ -472,8 +559,14 @@ def _split_sources(sources: Sources) -> tuple[list[Path], list[Document]]:
         elif isinstance(s, (str, os.PathLike)):
             paths.append(Path(s))
         else:
-            raise InputError(f"Cannot read a source of type {type(s).__name__}.")
+            raise InputError(_not_a_source(s))
     return paths, docs
+
+
+def _not_a_source(value) -> str:
+    got = "None" if value is None else type(value).__name__
+    hint = " (os.fsdecode turns a bytes path into one)" if isinstance(value, bytes) else ""
+    return f"Sources must be paths, folders or Documents, or a list of them; got {got}{hint}."
 
 
 def _with_dense(retriever: Retriever, encoder, documents, chunks) -> Retriever:

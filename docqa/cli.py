@@ -11,6 +11,7 @@ Library errors become one sentence on stderr and an exit code:
 from __future__ import annotations
 
 import json
+import re
 import sys
 import warnings
 from contextlib import contextmanager
@@ -80,6 +81,22 @@ DenseOpt = Annotated[
         help="Fuse BM25 with all-MiniLM-L6-v2 sentence vectors (better recall, slower indexing).",
     ),
 ]
+MaxFileOpt = Annotated[
+    float,
+    typer.Option(
+        "--max-file-mb",
+        min=0.001,
+        help="Skip files larger than this many MB (reported as skipped, with the reason).",
+    ),
+]
+AllowPickleOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-pickle",
+        help="Also load a model whose weights are only a pickle .bin (read as plain tensors, "
+        "torch.load weights_only=True). Default: safetensors only.",
+    ),
+]
 
 
 def main() -> None:
@@ -92,8 +109,29 @@ def _root() -> None:
     """Extractive question answering over long documents: PDFs, manuals, folders."""
 
 
+def printable(text: str) -> str:
+    """``text`` that any terminal can print: a file name that is not UTF-8 reaches here with
+    lone surrogates in it (``os.fsdecode``), which no encoder writes; they are shown as the
+    bytes they stand for (``caf\\xe9.txt``)."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def write_json(payload) -> None:
+    """One JSON object on stdout; lone surrogates (a file name that is not UTF-8) as ``\\udcXX``
+    escapes, which ``json.loads`` and ``os.fsencode`` turn back into the name's bytes."""
+    text = json.dumps(payload, ensure_ascii=False)
+    sys.stdout.write(_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
+
+
 def fail(message: str, code: int) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(printable(message))}", highlight=False)
     return typer.Exit(code)
 
 
@@ -106,7 +144,8 @@ def errors_to_exit_codes():
             yield
         for w in caught:
             if issubclass(w.category, UserWarning) and w.category.__module__.startswith("docqa"):
-                err.print(f"[yellow]warning:[/] {escape(str(w.message))}", highlight=False)
+                message = printable(str(w.message))
+                err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
     except ModelLoadError as exc:
         raise fail(str(exc), EXIT_MODEL) from None
     except (InputError, DocQAError) as exc:
@@ -137,6 +176,11 @@ def progress_bar(description: str, enabled: bool = True):
         yield update
 
 
+def piece_progress(update):
+    """Progress inside one long file (a large file's parts, its vectors) on the same bar."""
+    return lambda done, total, what: update(done, total, escape(printable(what)))
+
+
 def print_statuses(statuses) -> None:
     """A short per-file summary on stderr when anything was not read (or read only in part)."""
     bad = [s for s in statuses if s.state != "ok"]
@@ -145,9 +189,11 @@ def print_statuses(statuses) -> None:
         ok = len(statuses) - len(bad)
         err.print(f"[dim]{ok} file(s) read; {len(bad)} not:[/]", highlight=False)
     for s in bad:
-        err.print(f"  [yellow]{s.state:7}[/] {escape(s.path)}: {escape(s.reason)}", highlight=False)
+        path, reason = escape(printable(s.path)), escape(printable(s.reason))
+        err.print(f"  [yellow]{s.state:7}[/] {path}: {reason}", highlight=False)
     for s in notes:
-        err.print(f"  [dim]note[/]    {escape(s.path)}: {escape(s.reason)}", highlight=False)
+        path, reason = escape(printable(s.path)), escape(printable(s.reason))
+        err.print(f"  [dim]note[/]    {path}: {reason}", highlight=False)
 
 
 @app.command()
@@ -174,6 +220,8 @@ def ask(
     ] = False,
     index_dir: IndexOpt = None,
     dense: DenseOpt = True,
+    allow_pickle: AllowPickleOpt = False,
+    max_file_mb: MaxFileOpt = 512.0,
 ) -> None:
     """Answer QUESTION from the documents in PATHS.
 
@@ -198,6 +246,8 @@ def ask(
             windows=windows,
             index=index_dir,
             dense=dense and None,  # None: on when the encoder package is installed
+            allow_pickle=allow_pickle,
+            max_file_mb=max_file_mb,
         )
         # A missing path or an empty folder is an input error (exit 2): say so before loading
         # the model, which is slow and may itself fail (exit 3).
@@ -207,7 +257,10 @@ def ask(
             qa.warm_up()
         with progress_bar("Indexing", enabled=not as_json) as update:
             report = qa.index(
-                paths, progress=lambda done, total, _: update(done, total), password=password
+                paths,
+                progress=lambda done, total, _: update(done, total),
+                password=password,
+                pieces=piece_progress(update),
             )
         result = LoadResult((), report.statuses)
         if report.doc_ids or len(result.statuses) > 1:
@@ -228,7 +281,7 @@ def ask(
                 {"path": s.path, "state": s.state, "reason": s.reason} for s in result.statuses
             ],
         }
-        sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        write_json(payload)
     else:
         show_answers(answers)
     if strict and failed:
@@ -240,7 +293,7 @@ def show_answers(answers) -> None:
         out.print("[yellow]No answer found.[/]")
         return
     for rank, a in enumerate(answers, 1):
-        where = a.source + (f":{a.page}" if a.page is not None else "")
+        where = printable(a.source) + (f":{a.page}" if a.page is not None else "")
         out.print(
             f"[bold]{rank}. {escape(a.text)}[/]  [dim]score {a.score:.3f}  {escape(where)}[/]",
             highlight=False,
@@ -265,7 +318,12 @@ def highlighted_context(a) -> str:
 
 @app.command("eval")
 def eval_command(
-    data: Annotated[Path, typer.Argument(help="A SQuAD v1.1 or v2.0 JSON file.")],
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="A SQuAD v1.1 or v2.0 JSON file, or a JSONL file of questions about --docs."
+        ),
+    ],
     model: ModelOpt = None,
     level: Annotated[
         str,
@@ -295,12 +353,34 @@ def eval_command(
             "--windows",
             "-w",
             min=1,
-            help="Read only the retriever's best N windows per question (default: all).",
+            help="Read only the retriever's best N windows per question "
+            f"(default: all; with --docs: {DEFAULT_WINDOWS}, as docqa ask).",
         ),
     ] = None,
+    exhaustive: Annotated[
+        bool, typer.Option("--exhaustive", help="Read every window (with --docs; slow).")
+    ] = False,
+    docs: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--docs",
+            help="Files or folders the JSONL questions are about (repeat for more); each "
+            "question goes through docqa ask.",
+        ),
+    ] = None,
+    split: Annotated[
+        str | None, typer.Option(help="Only JSONL questions whose 'split' is this.")
+    ] = None,
+    index_dir: IndexOpt = None,
     dense: DenseOpt = True,
+    allow_pickle: AllowPickleOpt = False,
 ) -> None:
-    """Score a reader on labelled SQuAD data: EM, F1, window recall, throughput."""
+    """Score a reader on labelled data: EM, F1, window recall, throughput.
+
+    DATA is a SQuAD file, or (with --docs, or a .jsonl suffix) one JSON object a line:
+    {"id", "question", "answers": [...], "file"?, "split"?}, each question asked of the
+    --docs files (or of its "file" among them) the way docqa ask does.
+    """
     from docqa.api import DocQA
     from docqa.evaluate import evaluate
     from docqa.squad import LEVELS
@@ -308,6 +388,11 @@ def eval_command(
     with errors_to_exit_codes():
         if level not in LEVELS:
             raise InputError(f"--level must be one of {', '.join(LEVELS)}, not {level!r}.")
+        questions_mode = bool(docs) or data.suffix.lower() == ".jsonl"
+        if questions_mode:
+            _check_questions_options(docs, level, per_article, windows, exhaustive)
+        elif split is not None:
+            raise InputError("--split applies to JSONL question files (with --docs).")
         qa = DocQA(
             model=model,
             device=device,
@@ -315,8 +400,15 @@ def eval_command(
             max_seq_len=max_seq_len,
             doc_stride=doc_stride,
             max_context=max_context,
-            dense=dense,
+            # As docqa ask: dense retrieval when its package is installed.
+            dense=(dense and None) if questions_mode else dense,
+            index=index_dir,
+            allow_pickle=allow_pickle,
         )
+        if questions_mode:
+            depth = None if exhaustive else (windows or DEFAULT_WINDOWS)
+            _eval_questions(qa, data, docs or [], depth, split, limit, as_json, predictions)
+            return
         with progress_bar("Evaluating", enabled=True) as update:
             report = evaluate(
                 data,
@@ -346,6 +438,50 @@ def eval_command(
         if value is not None and key != "level":
             shown = f"{value:.2f}" if isinstance(value, float) else str(value)
             out.print(f"  {key:22} {shown}", highlight=False)
+
+
+def _check_questions_options(docs, level, per_article, windows, exhaustive) -> None:
+    """Refuse SQuAD-only options with a JSONL file, before the model loads."""
+    if not docs:
+        raise InputError("A JSONL question file needs --docs: the files its questions are about.")
+    if level != "document" or per_article is not None:
+        raise InputError("--level and --per-article apply to SQuAD files, not to --docs.")
+    if exhaustive and windows is not None:
+        raise InputError("Give --windows or --exhaustive, not both.")
+
+
+def _eval_questions(qa, data, docs, windows, split, limit, as_json, predictions) -> None:
+    """`docqa eval QUESTIONS.jsonl --docs PATH`: each question through the docqa ask path."""
+    from docqa.evaluate import evaluate_docs
+
+    with progress_bar("Evaluating", enabled=True) as update:
+        report = evaluate_docs(
+            data,
+            qa,
+            docs,
+            windows=windows,
+            split=split,
+            limit=limit,
+            progress=update,
+            index_progress=lambda done, total, _: update(done, total, "(indexing)"),
+        )
+    print_statuses(report.files)
+    if predictions is not None:
+        predictions.write_text(json.dumps(report.predictions, ensure_ascii=False, indent=1))
+    if as_json:
+        payload = {**report.to_json(), "model": qa.model_name, "docs": [str(p) for p in docs]}
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        return
+    depth = f"windows={windows}" if windows else "windows=all"
+    where = f"  split={escape(split)}" if split is not None else ""
+    out.print(f"[bold]{escape(str(data))}[/]{where}  {depth}  model={escape(qa.model_name)}")
+    for key, value in report.to_json().items():
+        if key in ("exact", "f1", "total", "furniture_answers", "questions_per_s", "seconds"):
+            shown = f"{value:.2f}" if isinstance(value, float) else str(value)
+            out.print(f"  {key:22} {shown}", highlight=False)
+    for qid, kind in report.furniture.items():
+        answer = repr(report.predictions[qid])  # repr shows the line breaks that gave it away
+        out.print(f"    {escape(qid)}: {escape(answer)} ({kind})", highlight=False)
 
 
 @app.command()
@@ -379,6 +515,7 @@ def train(
         Path | None, typer.Option("--eval", help="SQuAD file to score the result on.")
     ] = None,
     limit: Annotated[int | None, typer.Option(help="First N articles only.")] = None,
+    allow_pickle: AllowPickleOpt = False,
 ) -> None:
     """Fine-tune an encoder into a reader; resumes from OUT/checkpoint if one exists."""
     from docqa.train import TrainConfig
@@ -404,6 +541,7 @@ def train(
             save_every=save_every,
             eval_path=str(eval_data) if eval_data else None,
             limit=limit,
+            allow_pickle=allow_pickle,
         )
         with progress_bar("Training") as update:
 
@@ -440,6 +578,7 @@ def index_command(
     max_seq_len: Annotated[int, typer.Option(help="Tokens per window (as for ask).")] = 384,
     doc_stride: Annotated[int, typer.Option(help="Tokens of overlap between windows.")] = 128,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    max_file_mb: MaxFileOpt = 512.0,
 ) -> None:
     """Index PATHS so that questions and searches about them are fast.
 
@@ -448,7 +587,7 @@ def index_command(
     Safe to interrupt; a second indexer waits for the first.
     """
     from docqa.index import Index, WindowScheme
-    from docqa.loaders import LoadResult
+    from docqa.loaders import LoadOptions, LoadResult
 
     with errors_to_exit_codes():
         scheme = WindowScheme.default(model, max_seq_len=max_seq_len, doc_stride=doc_stride)
@@ -461,7 +600,9 @@ def index_command(
                 scheme,
                 encoder=encoder,
                 password=password,
+                options=LoadOptions(password=password, max_file_mb=max_file_mb),
                 progress=lambda done, total, _: update(done, total),
+                pieces=piece_progress(update),
             )
             location = index.directory
         print_statuses(report.statuses)
@@ -482,13 +623,13 @@ def index_command(
                 {"path": s.path, "state": s.state, "reason": s.reason} for s in report.statuses
             ],
         }
-        sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        write_json(payload)
         return
     speed = f", parsing {rate:.1f} pages/s" if rate else ""
     out.print(
         f"Indexed {len(report.doc_ids)} document(s): {report.parsed} parsed, "
         f"{report.reused} unchanged, {report.removed} removed in {report.seconds:.1f} s"
-        f"{speed}. Index: {escape(str(location))}",
+        f"{speed}. Index: {escape(printable(str(location)))}",
         highlight=False,
     )
 
@@ -510,10 +651,11 @@ def search(
     ] = None,
     dense: DenseOpt = True,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    max_file_mb: MaxFileOpt = 512.0,
 ) -> None:
     """Ranked passages for QUERY in PATHS, with file, page and snippet: no reader model needed."""
     from docqa.index import Index, WindowScheme
-    from docqa.loaders import LoadResult
+    from docqa.loaders import LoadOptions, LoadResult
 
     with errors_to_exit_codes():
         if not query.strip():
@@ -523,7 +665,12 @@ def search(
         with Index(index_dir) as index:
             with progress_bar("Indexing", enabled=not as_json) as update:
                 report = index.update(
-                    paths, scheme, encoder=encoder, progress=lambda d, t, _: update(d, t)
+                    paths,
+                    scheme,
+                    encoder=encoder,
+                    options=LoadOptions(max_file_mb=max_file_mb),
+                    progress=lambda d, t, _: update(d, t),
+                    pieces=piece_progress(update),
                 )
             result = LoadResult((), report.statuses)
             if report.doc_ids or len(result.statuses) > 1:
@@ -552,13 +699,13 @@ def search(
                 for h in hits
             ],
         }
-        sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        write_json(payload)
         return
     if not hits:
         out.print("[yellow]Nothing found.[/]")
         return
     for rank, h in enumerate(hits, 1):
-        where = h.path + (f":{h.page}" if h.page is not None else "")
+        where = printable(h.path) + (f":{h.page}" if h.page is not None else "")
         out.print(f"[bold]{rank}. {escape(where)}[/]  [dim]score {h.score:.3f}[/]", highlight=False)
         out.print("   " + highlighted_snippet(h.snippet, query), highlight=False)
 

@@ -27,3 +27,11 @@ class IndexBusyError(InputError):
 
 class IndexCorruptError(InputError):
     """The index file is damaged or was written by an incompatible docqa version."""
+
+
+class IndexWriteError(InputError):
+    """The index cannot be written: the disk is full, or it failed while writing."""
+
+
+class IndexReadOnlyError(IndexWriteError):
+    """The index folder or its files are read-only for this user (or on a read-only disk)."""

@@ -2,21 +2,31 @@
 
 The reader is only used through ``predict(question, documents) -> Prediction``, so anything
 with that method can be measured (``docqa.DocQA``, or a fake in tests).
+
+``evaluate_docs`` scores questions about the user's own files (a JSONL file) through the
+path ``docqa ask`` takes (``ask_paths``: loaders, index, retrieval, reader), so a change
+anywhere on that path shows in the figures.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
+from pathlib import Path
 from typing import Any, Protocol
 
+from docqa.api import DEFAULT_WINDOWS
 from docqa.errors import InputError
-from docqa.metrics import na_prob_of, squad_evaluate
+from docqa.loaders import LoadResult
+from docqa.metrics import na_prob_of, question_scores, squad_evaluate
 from docqa.squad import Level, Span, build_examples, iter_questions, read_squad
-from docqa.types import Document, Prediction, WindowRef
+from docqa.types import Document, FileStatus, Prediction, WindowRef
 
 Progress = Callable[[int, int], None]
 
@@ -192,4 +202,310 @@ def evaluate(
         seconds=finished - started,
         predictions=predictions,
         **{k: v for k, v in scores.items() if k not in ("exact", "f1", "total")},
+    )
+
+
+# --- questions about the user's own files (``docqa eval QUESTIONS.jsonl --docs PATH``) ---
+
+
+class PathAsker(Protocol):
+    """What ``evaluate_docs`` needs of a reader: ``docqa.DocQA`` has it."""
+
+    def index(self, paths: Iterable[str | os.PathLike], progress: Any = None) -> Any: ...
+
+    def ask_paths(
+        self,
+        question: str,
+        paths: Iterable[str | os.PathLike],
+        top_k: int = 1,
+        windows: int | None = ...,
+    ) -> tuple[Prediction, Any]: ...
+
+
+@dataclass(frozen=True)
+class DocsQuestion:
+    """One line of a questions file: gold answers, and the file to ask it of (None: all)."""
+
+    id: str
+    question: str
+    answers: tuple[str, ...]
+    file: str | None = None
+    split: str | None = None
+    line: int = 0
+
+
+def read_questions(path: str | PathLike[str], split: str | None = None) -> list[DocsQuestion]:
+    """The questions of a JSONL file, one JSON object a line, in file order.
+
+    Each line holds ``id`` (string or integer), ``question`` (text), ``answers`` (a non-empty
+    list of gold texts) and optionally ``file`` (the one file to ask it of, relative to the
+    documents given) and ``split``; other keys (``page``, notes) are ignored. Blank lines are
+    skipped. With ``split``, only lines whose ``split`` equals it are kept. A line that breaks
+    these rules raises `InputError` naming its line number.
+
+    >>> read_questions("questions.jsonl", split="dev")[0].answers  # doctest: +SKIP
+    ('R_LIBS_USER', 'R_LIBS_USER environment variable')
+    """
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise InputError(f"No such questions file: {path}.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"Cannot read the questions file {path}: {exc}.") from None
+    questions: list[DocsQuestion] = []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        question = _parse_line(line, f"{path}, line {number}", number)
+        if question.id in seen:
+            raise InputError(
+                f"{path}, line {number}: id {question.id!r} was already used on line "
+                f"{seen[question.id]}."
+            )
+        seen[question.id] = number
+        if split is None or question.split == split:
+            questions.append(question)
+    return questions
+
+
+def _parse_line(line: str, where: str, number: int) -> DocsQuestion:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{where}: not valid JSON ({exc.msg}).") from None
+    if not isinstance(record, dict):
+        raise InputError(f"{where}: expected a JSON object with id, question and answers.")
+    missing = [key for key in ("id", "question", "answers") if key not in record]
+    if missing:
+        raise InputError(f"{where}: missing {', '.join(repr(k) for k in missing)}.")
+    qid = record["id"]
+    # bool is an int subclass, and an id of true is surely a mistake.
+    if isinstance(qid, bool) or not isinstance(qid, (str, int)) or str(qid) == "":
+        raise InputError(f"{where}: 'id' must be a non-empty string or an integer.")
+    question = record["question"]
+    if not isinstance(question, str) or not question.strip():
+        raise InputError(f"{where}: 'question' must be non-empty text.")
+    answers = record["answers"]
+    if (
+        not isinstance(answers, list)
+        or not answers
+        or not all(isinstance(a, str) and a.strip() for a in answers)
+    ):
+        raise InputError(f"{where}: 'answers' must be a non-empty list of non-empty strings.")
+    file = record.get("file")
+    if file is not None and (not isinstance(file, str) or not file.strip()):
+        raise InputError(f"{where}: 'file' must be a file name.")
+    if file is not None and (Path(file).is_absolute() or ".." in Path(file).parts):
+        raise InputError(f"{where}: 'file' must be relative to the documents given, not {file!r}.")
+    split = record.get("split")
+    if split is not None and not isinstance(split, str):
+        raise InputError(f"{where}: 'split' must be a string.")
+    return DocsQuestion(str(qid), question, tuple(answers), file, split, number)
+
+
+def resolve_file(name: str, docs: Sequence[str | PathLike[str]]) -> Path | None:
+    """The one path ``name`` points to among ``docs``, or None when none holds it.
+
+    A folder holds ``name`` when ``folder / name`` is a file; a file given directly is
+    ``name`` when its path ends with ``name``. `InputError` when two different files match.
+
+    >>> resolve_file("a.pdf", ["/nowhere"]) is None
+    True
+    """
+    wanted = Path(name).parts
+    found: dict[str, Path] = {}
+    for root in map(Path, docs):
+        if root.is_dir():
+            candidate = root / name
+            if candidate.is_file():
+                found.setdefault(os.path.realpath(candidate), candidate)
+        elif root.is_file() and root.parts[-len(wanted) :] == wanted:
+            found.setdefault(os.path.realpath(root), root)
+    if len(found) > 1:
+        shown = ", ".join(str(p) for p in found.values())
+        raise InputError(f"{name!r} names more than one of the documents given: {shown}.")
+    return next(iter(found.values()), None)
+
+
+# Shapes of a wrong answer that no reader of the page would give: text lifted from page
+# furniture (running heads, page numbers, contents lines) rather than from the body.
+_NUMBER_ONLY = re.compile(r"\W*\d+\W*")
+_BREAK_THEN_NUMBER = re.compile(r"\n\s*\d")  # "66\n9 R coding standards", "47\n8.4"
+_CONTENTS_LEADER = re.compile(r"(?:\.\s*){4,}\d")  # "Group methods . . . . 34"
+
+
+def furniture_kind(text: str) -> str | None:
+    """Why ``text`` looks like page furniture rather than an answer, or None when it does not.
+
+    The kinds: ``"number only"`` (one whole number, such as a page number; a version like
+    4.2.1 is not one), ``"punctuation only"``, ``"line break + number"`` (a span running over
+    a line break into a number: a page number or a numbered heading), ``"contents leader"``
+    (a dot leader followed by a page number). The empty answer ("no answer") is not furniture.
+
+    >>> furniture_kind("33"), furniture_kind("66\\n9 R coding"), furniture_kind("4.2.1")
+    ('number only', 'line break + number', None)
+    """
+    stripped = text.strip()
+    if not stripped:
+        return None
+    if not any(ch.isalnum() for ch in stripped):
+        return "punctuation only"
+    if _NUMBER_ONLY.fullmatch(stripped):
+        return "number only"
+    if _CONTENTS_LEADER.search(stripped):
+        return "contents leader"
+    if _BREAK_THEN_NUMBER.search(stripped):
+        return "line break + number"
+    return None
+
+
+@dataclass(frozen=True)
+class DocsEvalReport:
+    """Scores of questions asked of the user's own files; percentages are 0–100.
+
+    ``exact``/``f1`` follow the official SQuAD rules (normalised text, best over the gold
+    answers). ``furniture`` maps the id of each wrong answer (exact match 0) that looks like
+    page furniture to its kind (`furniture_kind`); a right answer is never counted, so a
+    question whose gold is a number does not inflate it. ``windows`` is the reading depth
+    (None: every window). ``questions_per_s`` leaves out the first question, which pays for
+    loading the model; ``seconds`` is the whole run, indexing included. ``files`` holds the
+    status of every file indexed (the ones not read are worth showing).
+    """
+
+    exact: float
+    f1: float
+    total: int
+    furniture: dict[str, str]
+    windows: int | None
+    split: str | None
+    questions_per_s: float
+    seconds: float
+    predictions: dict[str, str] = field(repr=False)  # {id: answer}, as the SQuAD scripts take
+    files: tuple[FileStatus, ...] = field(default=(), repr=False)  # what indexing each path did
+
+    @property
+    def furniture_answers(self) -> int:
+        """How many wrong answers look like page furniture."""
+        return len(self.furniture)
+
+    def to_json(self) -> dict[str, Any]:
+        """The figures as a JSON-ready dict (no predictions).
+
+        >>> r = DocsEvalReport(50.0, 60.0, 2, {"q2": "number only"}, 10, "dev", 2.0, 1.5, {})
+        >>> r.to_json()["furniture_answers"], r.to_json()["furniture"]
+        (1, {'q2': 'number only'})
+        """
+        rate = self.questions_per_s
+        return {
+            "exact": self.exact,
+            "f1": self.f1,
+            "total": self.total,
+            "furniture_answers": self.furniture_answers,
+            "furniture": dict(self.furniture),
+            "windows": self.windows,
+            "split": self.split,
+            "questions_per_s": rate if math.isfinite(rate) else None,  # JSON has no infinity
+            "seconds": self.seconds,
+        }
+
+
+def evaluate_docs(
+    questions_path: str | PathLike[str],
+    qa: PathAsker,
+    docs: Sequence[str | PathLike[str]],
+    windows: int | None = DEFAULT_WINDOWS,
+    split: str | None = None,
+    limit: int | None = None,
+    progress: Progress | None = None,
+    index_progress: Callable[[int, int, str], None] | None = None,
+) -> DocsEvalReport:
+    """Ask ``qa`` each question of a JSONL file about the files in ``docs`` and score it.
+
+    Each question goes through ``qa.ask_paths`` (the ``docqa ask`` path: index, retrieval
+    of the ``windows`` best windows, or every window with None, then the reader) over all of
+    ``docs``, or over its ``file`` alone when the line names one; the best answer's text is
+    scored against the line's ``answers`` (see `read_questions` for the format). ``split``
+    keeps the lines of that split, ``limit`` the first N of them. The file is read and every
+    ``file`` resolved before anything is indexed, so a bad line fails at once; then ``docs``
+    are indexed once (``index_progress(done, total, path)`` after each file) and a question
+    whose own file could not be read fails before the first question is asked.
+    ``progress(done, total)`` is called after each question.
+
+    >>> import docqa  # doctest: +SKIP
+    >>> report = evaluate_docs("questions.jsonl", docqa.DocQA(), ["manuals/"])  # doctest: +SKIP
+    >>> report.exact, report.f1, report.furniture_answers  # doctest: +SKIP
+    (50.0, 54.2, 3)
+    """
+    docs = [Path(p) for p in docs]
+    if not docs:
+        raise InputError("No documents were given to ask the questions of.")
+    for p in docs:
+        if not os.path.lexists(p):
+            raise InputError(f"No such file or folder: {p}.")
+    questions = read_questions(questions_path, split)
+    if limit is not None:
+        questions = questions[:limit]
+    if not questions:
+        which = f" with split {split!r}" if split is not None else ""
+        raise InputError(f"No questions{which} to evaluate in {questions_path}.")
+    targets: list[list[Path]] = []
+    for q in questions:
+        if q.file is None:
+            targets.append(docs)
+            continue
+        path = resolve_file(q.file, docs)
+        if path is None:
+            raise InputError(
+                f"{questions_path}, line {q.line}: file {q.file!r} is not among the documents "
+                "given."
+            )
+        targets.append([path])
+
+    started = time.perf_counter()
+    indexed = qa.index(docs, progress=index_progress)
+    statuses = tuple(indexed.statuses)
+    if not indexed.doc_ids:
+        LoadResult((), statuses).require_documents()
+    unread = {os.path.abspath(s.path): s for s in statuses if s.state != "ok"}
+    for q, paths in zip(questions, targets, strict=True):
+        status = unread.get(os.path.abspath(paths[0])) if q.file is not None else None
+        if status is not None:
+            raise InputError(
+                f"{questions_path}, line {q.line}: {q.file!r} could not be read "
+                f"({status.state}: {status.reason.rstrip('.')})."
+            )
+
+    predictions: dict[str, str] = {}
+    answers: dict[str, tuple[str, ...]] = {}
+    first_done = started
+    for done, (q, paths) in enumerate(zip(questions, targets, strict=True), start=1):
+        prediction, _ = qa.ask_paths(q.question, paths, 1, windows)
+        predictions[q.id] = prediction.answers[0].text if prediction.answers else ""
+        answers[q.id] = q.answers
+        if done == 1:
+            first_done = time.perf_counter()
+        if progress is not None:
+            progress(done, len(questions))
+    finished = time.perf_counter()
+
+    scores = squad_evaluate(predictions, answers, no_answer_keys=False)
+    furniture: dict[str, str] = {}
+    for qid, text in predictions.items():
+        kind = furniture_kind(text)
+        if kind is not None and not question_scores(text, answers[qid])[0]:
+            furniture[qid] = kind
+    total = len(questions)
+    timed, seconds = (total - 1, finished - first_done) if total > 1 else (1, finished - started)
+    return DocsEvalReport(
+        exact=float(scores["exact"]),
+        f1=float(scores["f1"]),
+        total=int(scores["total"]),
+        furniture=furniture,
+        windows=windows,
+        split=split,
+        questions_per_s=timed / seconds if seconds > 0 else math.inf,
+        seconds=finished - started,
+        predictions=predictions,
+        files=statuses,
     )

@@ -215,8 +215,14 @@ def _quantize_int8(model):
     return model
 
 
-def load_model(name: str, device: str):
+def load_model(name: str, device: str, allow_pickle: bool = False):
     """Load tokenizer and model; every failure becomes one `ModelLoadError` sentence.
+
+    A model is input from a stranger: no code it ships is ever run (``trust_remote_code`` is
+    off, and a folder that asks for its own code is refused before transformers opens it),
+    and its weights load from safetensors only. ``allow_pickle`` also accepts a pickle
+    ``pytorch_model.bin``, read with ``torch.load(weights_only=True)``: tensors and plain
+    types, never objects.
 
     Tests replace this function to inject a reader whose logits they control.
     """
@@ -233,9 +239,12 @@ def load_model(name: str, device: str):
             f"Cannot load the model: {name} {what}; pass --model PATH to a local model folder, "
             "or download the model on a connected machine first."
         )
+    folder = local if local.exists() else cached_model_folder(name)
+    if folder is not None:
+        check_model_folder(folder, allow_pickle=allow_pickle)
     source = str(local) if local.exists() else name
     try:
-        tokenizer, model = _from_pretrained(source, local_files_only=True)
+        tokenizer, model = _from_pretrained(source, True, allow_pickle)
     except Exception as exc:  # transformers raises OSError, ValueError, HTTP errors...
         if local.exists() or not _hub_reachable():
             raise ModelLoadError(
@@ -243,13 +252,15 @@ def load_model(name: str, device: str):
                 "Hugging Face cache, and the hub cannot be reached. Pass --model PATH to a "
                 "local model folder, or download the model on a connected machine first."
                 if not local.exists()
-                else f"Cannot load the model in {name} ({type(exc).__name__}: {exc})."
+                else load_failure(name, exc)
             ) from exc
         try:
-            tokenizer, model = _from_pretrained(source, local_files_only=False)
+            tokenizer, model = _from_pretrained(source, False, allow_pickle)
         except Exception as exc2:
+            refusal = _refusal(name, exc2, allow_pickle)
             raise ModelLoadError(
-                f"Cannot load the model {name!r} from the Hugging Face hub "
+                refusal
+                or f"Cannot load the model {name!r} from the Hugging Face hub "
                 f"({type(exc2).__name__}). Check the name, or pass --model PATH to a local "
                 "model folder."
             ) from exc2
@@ -257,15 +268,184 @@ def load_model(name: str, device: str):
     return model.to(device), tokenizer
 
 
-def _from_pretrained(source: str, local_files_only: bool):
+def _from_pretrained(source: str, local_files_only: bool, allow_pickle: bool = False):
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_files_only)
+    tokenizer = AutoTokenizer.from_pretrained(
+        source, local_files_only=local_files_only, trust_remote_code=False
+    )
     model = AutoModelForQuestionAnswering.from_pretrained(
-        source, dtype=torch.float32, local_files_only=local_files_only
+        source,
+        dtype=torch.float32,
+        local_files_only=local_files_only,
+        **safe_load_options(allow_pickle),
     )
     return tokenizer, model
+
+
+def safe_load_options(allow_pickle: bool = False) -> dict:
+    """``from_pretrained`` options that load weights without running anything from the model.
+
+    ``use_safetensors=True`` refuses a model without safetensors weights; ``None`` prefers
+    safetensors and falls back to a pickle ``.bin``, which ``weights_only=True`` reads as
+    tensors and plain types only.
+    """
+    return {
+        "trust_remote_code": False,
+        "use_safetensors": None if allow_pickle else True,
+        "weights_only": True,
+    }
+
+
+CODE_REFUSAL = "docqa does not run code shipped with a model"
+PICKLE_NAMES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+SAFE_NAMES = ("model.safetensors", "model.safetensors.index.json")
+
+
+def check_model_folder(folder: Path, allow_pickle: bool = False, weights: bool = True) -> None:
+    """Refuse a model folder that asks for its own code, or whose weights are only a pickle.
+
+    transformers is told the same (``safe_load_options``); checking here first means the
+    user gets one sentence that says why, and no custom module is ever imported, whatever
+    transformers' version does with ``auto_map``. ``weights=False`` checks a folder whose
+    tokenizer alone is loaded.
+
+    >>> check_model_folder(BUNDLED)
+    """
+    for file in ("config.json", "tokenizer_config.json"):
+        settings = _json_object(folder / file)
+        if settings.get("auto_map"):
+            raise ModelLoadError(
+                f"{CODE_REFUSAL}: {folder} asks for its own code (auto_map in {file}); use a "
+                "model whose architecture transformers knows."
+            )
+    config = _json_object(folder / "config.json")
+    kind = config.get("model_type")
+    if isinstance(kind, str) and kind and not _known_model_type(kind):
+        raise ModelLoadError(
+            f"{CODE_REFUSAL}, and the model in {folder} is of a type transformers does not know "
+            f"({kind!r}); use a model whose architecture transformers knows."
+        )
+    if not weights or allow_pickle:
+        return
+    named = config.get("transformers_weights")
+    if isinstance(named, str) and not named.endswith((".safetensors", ".safetensors.index.json")):
+        # transformers loads a file named here even when told to use safetensors only.
+        raise _pickle_refusal(folder, named)
+    if not any((folder / n).exists() for n in SAFE_NAMES):
+        pickles = [n for n in PICKLE_NAMES if (folder / n).exists()]
+        if pickles:
+            raise _pickle_refusal(folder, pickles[0])
+
+
+def _pickle_refusal(folder: Path | str, file: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"Cannot load the model in {folder}: its weights are a pickle file ({file}) and docqa "
+        "loads safetensors weights only; convert the model to safetensors, or pass "
+        "--allow-pickle to read the pickle as plain tensors (torch.load weights_only=True)."
+    )
+
+
+def _json_object(path: Path) -> dict:
+    import json
+
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # missing or unreadable: transformers reports it when it loads the folder
+    return value if isinstance(value, dict) else {}
+
+
+def _known_model_type(kind: str) -> bool:
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    return kind in CONFIG_MAPPING
+
+
+def cached_model_folder(name: str) -> Path | None:
+    """The snapshot folder of hub model ``name`` in the Hugging Face cache, if it is there."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        for file in ("config.json", "tokenizer_config.json"):
+            found = try_to_load_from_cache(name, file)
+            if isinstance(found, str):
+                return Path(found).parent
+    except Exception:  # not a valid repo id, or no cache: nothing to check here
+        return None
+    return None
+
+
+def load_failure(name: str, exc: BaseException) -> str:
+    """One sentence for a local model folder that transformers could not load.
+
+    A pickle weights file that ``torch.load(weights_only=True)`` refused (damaged, or holding
+    objects rather than tensors) gets its own sentence instead of torch's page of advice.
+    """
+    if _asks_for_code(exc):
+        return _code_refusal(name)
+    if _raised_by_torch_load(exc):
+        return (
+            f"Cannot load the model in {name}: its pickle weights file cannot be read as plain "
+            "tensors (it is damaged, or holds objects), and docqa does not unpickle anything "
+            "else."
+        )
+    return f"Cannot load the model in {name} ({type(exc).__name__}: {first_line(exc)})."
+
+
+def _refusal(name: str, exc: BaseException, allow_pickle: bool) -> str | None:
+    """The sentence for a hub download that transformers refused for docqa's safety settings."""
+    if _asks_for_code(exc):
+        return _code_refusal(name)
+    if not allow_pickle and "file named model.safetensors" in _one_line(exc):
+        return str(_pickle_refusal(name, "pytorch_model.bin"))
+    if _raised_by_torch_load(exc):
+        return load_failure(name, exc)
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _asks_for_code(exc: BaseException) -> bool:
+    """transformers' refusal of a model's own code when ``trust_remote_code`` is off."""
+    text = str(exc)
+    return "trust_remote_code" in text or "custom code" in text
+
+
+def _code_refusal(name: str) -> str:
+    return (
+        f"{CODE_REFUSAL}: {name} asks for its own code; use a model whose architecture "
+        "transformers knows."
+    )
+
+
+_TORCH_LOAD = ("torch/serialization.py", "torch/_weights_only_unpickler.py")
+
+
+def _raised_by_torch_load(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it came from) was raised inside ``torch.load``."""
+    import pickle
+    import traceback
+
+    while exc is not None:
+        if isinstance(exc, pickle.UnpicklingError):
+            return True
+        frames = traceback.extract_tb(exc.__traceback__)
+        if any(f.filename.replace("\\", "/").endswith(_TORCH_LOAD) for f in frames):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's text, cut to ``limit`` characters: messages stay one
+    sentence even when a library explains itself over a page."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -283,6 +463,32 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+# Models whose position ids start after the padding index (fairseq's convention): the first
+# ``pad_token_id + 1`` of their position embeddings are never used by a token.
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer")
+
+
+def max_positions(config) -> int | None:
+    """The longest input ``config``'s position embeddings cover, or None where unbounded."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int) or getattr(config, "position_biased_input", True) is False:
+        return None  # no absolute positions (DeBERTa's relative attention): no fixed limit
+    if getattr(config, "model_type", None) in _OFFSET_POSITIONS:
+        limit -= (getattr(config, "pad_token_id", None) or 0) + 1
+    return limit
+
+
+def check_window_length(model, max_seq_len: int | None, name: str) -> None:
+    """Refuse windows longer than the model's position embeddings (a torch indexing error,
+    deep in the first forward pass, otherwise)."""
+    limit = max_positions(getattr(model, "config", None))
+    if max_seq_len is not None and limit is not None and max_seq_len > limit:
+        raise InputError(
+            f"max_seq_len {max_seq_len} is longer than the {limit} tokens the model {name} can "
+            f"read (max_position_embeddings); use --max-seq-len {limit} or less."
+        )
+
+
 class Reader:
     """A loaded question-answering model, scoring windows in batches."""
 
@@ -292,6 +498,8 @@ class Reader:
         device: str = "auto",
         batch_size: int = 16,
         precision: str = "auto",
+        allow_pickle: bool = False,
+        max_seq_len: int | None = None,
     ):
         if batch_size < 1:
             raise InputError("batch_size must be at least 1.")
@@ -305,6 +513,8 @@ class Reader:
         self.device_request = device
         self.precision_request = precision
         self.batch_size = batch_size
+        self.allow_pickle = allow_pickle
+        self.max_seq_len = max_seq_len  # the longest window it will be given, checked on load
         self._model = None
         self._tokenizer = None
         self.device = None
@@ -315,9 +525,12 @@ class Reader:
         if self._model is None:
             device = pick_device(self.device_request)
             precision = pick_precision(self.precision_request, device)
+            # Only a non-default setting is passed on: stand-in loaders in tests take two.
+            options = {"allow_pickle": True} if self.allow_pickle else {}
             with _quiet_torchao():
-                model, self._tokenizer = load_model(self.name, device)
-                self._model = apply_precision(model, precision, device)
+                model, tokenizer = load_model(self.name, device, **options)
+                check_window_length(model, self.max_seq_len, self.name)
+                self._model, self._tokenizer = apply_precision(model, precision, device), tokenizer
             self.device, self.precision = device, precision
 
     @property

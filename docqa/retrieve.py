@@ -145,8 +145,16 @@ def bm25_tokens(texts: Sequence[str]) -> list[list[str]]:
         _STEMMER = _stemmer()
     # Underscores join words in titles and identifiers (Super_Bowl_50, plot_style).
     cleaned = [t.replace("_", " ") for t in texts]
+    # bm25s's own pattern is ``\b\w\w+\b``; without the word boundaries it finds the same
+    # words (each match runs to the end of its run of word characters) in less time, which
+    # counts when every window of a very large file is tokenized.
     tokens = bm25s.tokenize(
-        cleaned, stopwords=STOPWORDS, stemmer=_STEMMER, return_ids=False, show_progress=False
+        cleaned,
+        token_pattern=r"\w\w+",
+        stopwords=STOPWORDS,
+        stemmer=_STEMMER,
+        return_ids=False,
+        show_progress=False,
     )
     return [list(t) for t in tokens]
 
@@ -161,6 +169,79 @@ class Bm25:
         self._model = bm25s.BM25()
         if self.size:
             self._model.index([list(t) for t in token_lists], show_progress=False)
+
+    @classmethod
+    def from_term_counts(
+        cls,
+        vocab: dict[str, int],
+        indptr: np.ndarray,
+        term_ids: np.ndarray,
+        counts: np.ndarray,
+        lengths: np.ndarray,
+    ) -> Bm25:
+        """The index ``Bm25(token_lists)`` builds, from each text's distinct terms instead.
+
+        Text ``i`` holds terms ``term_ids[indptr[i]:indptr[i + 1]]`` (ids in ``vocab``), each
+        ``counts`` times, and ``lengths[i]`` terms in all. Built with numpy from these arrays,
+        the scores are bm25s's own (same formulas, same float32 rounding), without the Python
+        string per term occurrence and the per-text loops that ``bm25s.BM25.index`` needs,
+        which for a large corpus cost gigabytes and minutes.
+        """
+        import bm25s
+        from bm25s.scoring import _select_idf_scorer, _select_tfc_scorer
+
+        self = cls.__new__(cls)
+        self.size = len(lengths)
+        model = self._model = bm25s.BM25()
+        if not self.size:
+            return self
+        if model.method not in ("robertson", "lucene", "atire"):  # pragma: no cover
+            raise ValueError(f"BM25 variant {model.method} needs a non-occurrence array.")
+        n_vocab = len(vocab)
+        term_ids = np.asarray(term_ids, dtype=np.int32)
+        frequencies = np.bincount(term_ids, minlength=n_vocab)
+        idf_of = _select_idf_scorer(model.idf_method)
+        idf = np.zeros(n_vocab, dtype=model.dtype)
+        for term in np.flatnonzero(frequencies):
+            idf[term] = idf_of(int(frequencies[term]), N=self.size)
+        per_text = np.diff(indptr)
+        lengths = np.asarray(lengths, dtype=np.int64)
+        l_avg = lengths.mean()
+        tfc_of = _select_tfc_scorer(model.method)
+        data = np.empty(len(term_ids), dtype=model.dtype)
+        # A block of texts at a time: the float64 temporaries stay small.
+        for a in range(0, self.size, 1 << 16):
+            b = min(a + (1 << 16), self.size)
+            lo, hi = int(indptr[a]), int(indptr[b])
+            tfc = tfc_of(
+                tf_array=np.asarray(counts[lo:hi], dtype=model.dtype),
+                l_d=np.repeat(lengths[a:b].astype(np.float64), per_text[a:b]),
+                l_avg=l_avg,
+                k1=model.k1,
+                b=model.b,
+                delta=model.delta,
+            )
+            data[lo:hi] = idf[term_ids[lo:hi]] * tfc
+        del counts
+        # bm25s keeps the matrix column-wise (one column per term): rows are texts.
+        try:
+            import scipy.sparse
+
+            by_term = scipy.sparse.csr_matrix(
+                (data, term_ids, indptr), shape=(self.size, n_vocab)
+            ).tocsc()
+            scores = {"data": by_term.data, "indices": by_term.indices, "indptr": by_term.indptr}
+        except ImportError:  # pragma: no cover - scipy comes with most numpy stacks
+            order = np.argsort(term_ids, kind="stable")
+            texts = np.repeat(np.arange(self.size, dtype=np.int32), per_text)
+            column_starts = np.zeros(n_vocab + 1, dtype=np.int64)
+            np.cumsum(frequencies, out=column_starts[1:])
+            scores = {"data": data[order], "indices": texts[order], "indptr": column_starts}
+        model.scores = {**scores, "num_docs": self.size}
+        model.vocab_dict = {**vocab, "": n_vocab}  # bm25s adds an empty token, so do we
+        model.unique_token_ids_set = set(model.vocab_dict.values())
+        model.nonoccurrence_array = None
+        return self
 
     def to_state(self) -> bytes:
         """The built index as bytes (score matrix, vocabulary, parameters), to store."""
@@ -245,10 +326,18 @@ class DenseEncoder:
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
+        from docqa.reader import check_model_folder, safe_load_options
+
         path = self.path or encoder_path()
+        # Like the reader: no code from the folder, safetensors weights only.
+        check_model_folder(Path(path))
         try:
-            self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-            self._model = AutoModel.from_pretrained(str(path), local_files_only=True)
+            self._tokenizer = AutoTokenizer.from_pretrained(
+                str(path), local_files_only=True, trust_remote_code=False
+            )
+            self._model = AutoModel.from_pretrained(
+                str(path), local_files_only=True, **safe_load_options()
+            )
         except Exception as exc:
             raise ModelLoadError(
                 f"Cannot load the sentence encoder in {path} ({type(exc).__name__})."

@@ -23,6 +23,7 @@ from typing import Literal
 import numpy as np
 
 from docqa.errors import InputError, ModelLoadError
+from docqa.reader import max_positions
 from docqa.squad import Article, gold_spans, join_article, question_gold_spans, read_squad
 from docqa.windowing import (
     TokenizedText,
@@ -65,6 +66,8 @@ class TrainConfig:
     attention_dropout: float = 0.0
     eval_path: str | None = None
     limit: int | None = None  # first N articles only, for quick trials
+    # Also read a base whose weights are only a pickle .bin (as tensors, weights_only=True).
+    allow_pickle: bool = False
 
     def __post_init__(self):
         if self.doc_stride >= self.max_seq_len - self.max_question_len - 3:
@@ -269,7 +272,23 @@ def train(config: TrainConfig, progress: Callable[[TrainProgress], None] | None 
 
     # The data first: a wrong path should not wait on a model load (or a hub check) to be told.
     articles = read_squad(config.train_path)
-    tokenizer = _load_pretrained(AutoTokenizer.from_pretrained, config.base)
+    resume = (ckpt / "state.pt").exists()
+    source = str(ckpt) if resume else config.base
+    state = _read_state(ckpt) if resume else None
+    tokenizer = _load_pretrained(
+        AutoTokenizer.from_pretrained, config.base, weights=False, trust_remote_code=False
+    )
+    model_config = _load_pretrained(
+        AutoConfig.from_pretrained, source, weights=False, trust_remote_code=False
+    )
+    # Before the windows are cut: a window longer than the position embeddings would only
+    # fail in the first forward pass, as a torch indexing error.
+    limit = max_positions(model_config)
+    if limit is not None and config.max_seq_len > limit:
+        raise InputError(
+            f"max_seq_len {config.max_seq_len} is longer than the {limit} tokens {source} can "
+            f"read (max_position_embeddings); use --max-seq-len {limit} or less."
+        )
     if config.limit:
         articles = articles[: config.limit]
     features = make_features(tokenizer, articles, config, random.Random(config.seed))
@@ -278,14 +297,12 @@ def train(config: TrainConfig, progress: Callable[[TrainProgress], None] | None 
     steps_per_epoch = len(epoch_batches(features, config, 0))
     total_steps = steps_per_epoch * config.epochs
 
-    resume = (ckpt / "state.pt").exists()
-    source = str(ckpt) if resume else config.base
-    model_config = _load_pretrained(AutoConfig.from_pretrained, source)
     if hasattr(model_config, "attention_probs_dropout_prob"):
         model_config.attention_probs_dropout_prob = config.attention_dropout
     model = _load_pretrained(
         AutoModelForQuestionAnswering.from_pretrained,
         source,
+        allow_pickle=config.allow_pickle,
         config=model_config,
         dtype=torch.float32,
     )
@@ -293,12 +310,7 @@ def train(config: TrainConfig, progress: Callable[[TrainProgress], None] | None 
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(config.warmup * total_steps), total_steps
     )
-    step = 0
-    if resume:
-        state = torch.load(ckpt / "state.pt", weights_only=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step = state["step"]
+    step = 0 if state is None else _restore(state, ckpt, optimizer, scheduler)
 
     pad_id = tokenizer.pad_token_id or 0
     model.train()
@@ -352,27 +364,85 @@ def train(config: TrainConfig, progress: Callable[[TrainProgress], None] | None 
     return out
 
 
-def _load_pretrained(load, source: str, **kwargs):
+def _load_pretrained(load, source: str, weights: bool = True, allow_pickle: bool = False, **kwargs):
     """``load(source)``; any failure becomes one `ModelLoadError` sentence, not a traceback.
 
     Local files and the Hugging Face cache first; the hub only when it answers, so an offline
     machine fails in seconds instead of after a minute of download retries (as `load_model`).
+    A folder that asks for its own code, or (``weights``) holds only pickle weights without
+    ``allow_pickle``, is refused before transformers opens it, as `load_model` does; model
+    weights load with `safe_load_options`.
     """
-    from docqa.reader import _hub_reachable
+    from docqa.reader import (
+        _hub_reachable,
+        _raised_by_torch_load,
+        _refusal,
+        cached_model_folder,
+        check_model_folder,
+        load_failure,
+        safe_load_options,
+    )
 
+    local = Path(source).expanduser()
+    folder = local if local.exists() else cached_model_folder(source)
+    if folder is not None:
+        check_model_folder(folder, allow_pickle=allow_pickle, weights=weights)
+    if weights:
+        kwargs = {**kwargs, **safe_load_options(allow_pickle)}
     try:
         return load(source, local_files_only=True, **kwargs)
     except Exception as exc:  # transformers raises OSError, ValueError, HTTP errors...
         first = exc
-    if not Path(source).expanduser().exists() and _hub_reachable():
+    if local.exists():
+        if _raised_by_torch_load(first):
+            raise ModelLoadError(load_failure(source, first)) from first
+    elif _hub_reachable():
         try:
             return load(source, **kwargs)
         except Exception as exc:
+            refusal = _refusal(source, exc, allow_pickle)
+            if refusal:
+                raise ModelLoadError(refusal) from exc
             first = exc
     raise ModelLoadError(
         f"Cannot load {source!r} to train from ({type(first).__name__}): give --base a local "
         "model folder, or a hub name this machine can download."
     ) from first
+
+
+def _read_state(ckpt: Path) -> dict:
+    """``ckpt/state.pt``, read with ``weights_only=True``: tensors and plain types, never
+    objects, so a checkpoint someone else planted cannot run code. `_save_checkpoint` writes
+    nothing else."""
+    import torch
+
+    try:
+        state = torch.load(ckpt / "state.pt", weights_only=True)
+    except Exception as exc:  # UnpicklingError for objects, others for a damaged file
+        raise _bad_checkpoint(ckpt) from exc
+    if not isinstance(state, dict):
+        raise _bad_checkpoint(ckpt)
+    return state
+
+
+def _restore(state: dict, ckpt: Path, optimizer, scheduler) -> int:
+    """Put the optimizer and schedule back as the checkpoint left them; the step it reached."""
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step = state["step"]
+    except Exception as exc:  # missing keys, or state of another model's shapes
+        raise _bad_checkpoint(ckpt) from exc
+    if not isinstance(step, int) or step < 0:
+        raise _bad_checkpoint(ckpt)
+    return step
+
+
+def _bad_checkpoint(ckpt: Path) -> InputError:
+    return InputError(
+        f"The checkpoint in {ckpt} cannot be loaded safely (state.pt holds more than tensors "
+        "and plain values, or is damaged); delete it to start afresh."
+    )
 
 
 def _save_checkpoint(model, tokenizer, optimizer, scheduler, step: int, ckpt: Path) -> None:
@@ -383,6 +453,8 @@ def _save_checkpoint(model, tokenizer, optimizer, scheduler, step: int, ckpt: Pa
     tmp.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    # Tensors, numbers, lists and dicts only (AdamW's and LambdaLR's state dicts are), so that
+    # `_resume` reads it back with weights_only=True.
     torch.save(
         {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step},
         tmp / "state.pt",

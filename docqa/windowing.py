@@ -9,6 +9,8 @@ arrays is cheap; tokenizing an 800k-character manual is not, so the slice is wha
 
 from __future__ import annotations
 
+import itertools
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -77,28 +79,106 @@ class Window:
         return len(self.input_ids)
 
 
+#: Characters per piece when a long text is tokenized: the fast tokenizer's cost per character
+#: grows with the length of the string it is given, and its `Encoding` of a whole book costs
+#: far more memory than the arrays kept from it; pieces of this size are about the fastest.
+PIECE_CHARS = 1 << 16
+#: How far back from a piece's nominal end a cut may move to find a space.
+_CUT_SLACK = 1 << 12
+# Cut only at ASCII whitespace: every tokenizer treats it as a word boundary (Unicode spaces
+# and control characters are not boundaries for all of them: BERT deletes U+001C outright).
+_SPACES = " \t\n\r"
+# Without a space, after an ideograph or CJK punctuation: BERT cuts around each ideograph.
+_CUT_AFTER = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
+
+
+def piece_bounds(text: str, size: int = PIECE_CHARS) -> list[tuple[int, int]]:
+    """Character ranges ``[start, end)`` that cut ``text`` into pieces of about ``size``.
+
+    Each cut is placed where a run of whitespace starts, so the whitespace opens the next
+    piece: tokens never span a cut, and byte-level BPE tokenizers, which fold a space into the
+    word after it (``Ġword``), see the same words as in one pass. Only a stretch of ``size``
+    characters without a space is cut elsewhere (after an ideograph if there is one).
+
+    >>> piece_bounds("aaa bbb ccc", 5)
+    [(0, 3), (3, 7), (7, 11)]
+    """
+    n = len(text)
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    while n - start > size:
+        target = start + size
+        lo = max(start + 1, target - min(_CUT_SLACK, size // 2))
+        cut = max(text.rfind(c, lo, target + 1) for c in _SPACES)
+        if cut > start:
+            # Back to where this run of whitespace starts (a run longer than the slack is cut
+            # inside: no tokenizer makes a token of it).
+            run = cut
+            while run > lo and text[run - 1] in _SPACES:
+                run -= 1
+            if text[run - 1] not in _SPACES:
+                cut = run
+        else:
+            for m in _CUT_AFTER.finditer(text, lo, target):
+                cut = m.end()
+        if cut <= start:
+            cut = target
+        bounds.append((start, cut))
+        start = cut
+    bounds.append((start, n))
+    return bounds
+
+
 def tokenize_text(tokenizer, text: str) -> TokenizedText:
     """Tokenize a whole document once, without special tokens, keeping offsets and words.
 
     Goes through the fast tokenizer's backend directly: it has no length limit to warn about
-    and returns offsets and word ids in one pass.
+    and returns offsets and word ids in one pass. A long text is tokenized in pieces cut at
+    whitespace (`piece_bounds`) and the offsets are shifted back: the same tokens and offsets
+    as one pass, at a memory cost bounded by the piece size rather than the text's.
     """
     backend = _backend(tokenizer)
-    enc = backend.encode(text, add_special_tokens=False)
+    bounds = piece_bounds(text, PIECE_CHARS)
+    parts: list[tuple[np.ndarray, ...]] = []
+    # A few pieces at a time: encode_batch tokenizes them on all cores, and only their
+    # Encodings are alive at once.
+    for b in range(0, len(bounds), 16):
+        batch = bounds[b : b + 16]
+        if len(batch) == 1:
+            encodings = [backend.encode(text[batch[0][0] : batch[0][1]], add_special_tokens=False)]
+        else:
+            encodings = backend.encode_batch(
+                [text[s:e] for s, e in batch], add_special_tokens=False
+            )
+        for (start, _), enc in zip(batch, encodings, strict=True):
+            parts.append(_encoding_arrays(enc, start))
+    if len(parts) == 1:
+        return TokenizedText(*parts[0])
+    return TokenizedText(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+
+
+def _encoding_arrays(enc, shift: int) -> tuple[np.ndarray, ...]:
+    """ids, starts, ends, word_start, word_end of one Encoding, offsets moved by ``shift``."""
     n = len(enc.ids)
     ids = np.asarray(enc.ids, dtype=np.int64)
-    offsets = np.asarray(enc.offsets, dtype=np.int64).reshape(n, 2)
-    starts, ends = offsets[:, 0].copy(), offsets[:, 1].copy()
-    word_start, word_end = starts.copy(), ends.copy()
+    flat = itertools.chain.from_iterable(enc.offsets)
+    offsets = np.fromiter(flat, dtype=np.int64, count=2 * n).reshape(n, 2)
+    starts, ends = offsets[:, 0] + shift, offsets[:, 1] + shift
     words = enc.word_ids
-    if n and all(w is not None for w in words):
-        word_ids = np.asarray(words, dtype=np.int64)
-        # A word's character range runs from its first token's start to its last token's end.
-        boundaries = np.flatnonzero(np.diff(word_ids)) + 1
-        for group in np.split(np.arange(n), boundaries):
-            word_start[group] = starts[group[0]]
-            word_end[group] = ends[group[-1]]
-    return TokenizedText(ids, starts, ends, word_start, word_end)
+    if not n or None in words:
+        return ids, starts, ends, starts.copy(), ends.copy()
+    word_ids = np.asarray(words, dtype=np.int64)
+    # A word's character range runs from its first token's start to its last token's end.
+    first = np.empty(n, dtype=bool)
+    first[0] = True
+    first[1:] = word_ids[1:] != word_ids[:-1]
+    last = np.empty(n, dtype=bool)
+    last[-1] = True
+    last[:-1] = first[1:]
+    positions = np.arange(n)
+    first_of = np.maximum.accumulate(np.where(first, positions, 0))
+    last_of = np.minimum.accumulate(np.where(last, positions, n)[::-1])[::-1]
+    return ids, starts, ends, starts[first_of], ends[last_of]
 
 
 def tokenize_question(tokenizer, question: str, max_question_len: int) -> list[int]:

@@ -16,8 +16,10 @@ from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
 
 def export(src: Path, dst: Path) -> None:
-    model = AutoModelForQuestionAnswering.from_pretrained(src, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(src)
+    model = AutoModelForQuestionAnswering.from_pretrained(
+        src, dtype=torch.float32, trust_remote_code=False
+    )
+    tokenizer = AutoTokenizer.from_pretrained(src, trust_remote_code=False)
     dst.mkdir(parents=True, exist_ok=True)
     model.half().save_pretrained(dst, safe_serialization=True)
     tokenizer.save_pretrained(dst)

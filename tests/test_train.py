@@ -492,7 +492,7 @@ def test_offline_hub_name_fails_without_trying_to_download(tmp_path, monkeypatch
     result = run_cli(V1, "--base", "no-such-org/no-such-model", "--out", tmp_path / "o")
     assert_one_sentence(result, 3, "no-such-org/no-such-model")
     # Only the cache was asked: no download attempt (and its minute of retries) offline.
-    assert calls == [{"local_files_only": True}]
+    assert calls == [{"local_files_only": True, "trust_remote_code": False}]
 
 
 # --- shared normalisation ----------------------------------------------------------------------

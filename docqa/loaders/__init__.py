@@ -20,7 +20,7 @@ from pathlib import Path
 
 from docqa.errors import InputError, LoaderError, NoDocumentsError
 from docqa.loaders import docx, html, markdown, pdf, text
-from docqa.loaders._base import FileEmpty, FileSkipped, Loader, LoadOptions
+from docqa.loaders._base import FileEmpty, FileSkipped, Loader, LoadOptions, too_large
 from docqa.loaders.walk import walk
 from docqa.types import Document, FileStatus
 
@@ -103,6 +103,13 @@ def _unsupported(path: Path) -> str:
 
 def _read(path: Path, loader: Loader, options: LoadOptions) -> Document:
     """Read and load one regular file; every failure becomes a ``LoaderError``."""
+    try:
+        # Checked before reading: a file over the limit costs a stat, not its size in memory.
+        reason = too_large(path.stat().st_size, options)
+    except OSError:
+        reason = None  # read_bytes below reports it
+    if reason:
+        raise FileSkipped(reason)
     try:
         data = path.read_bytes()
     except OSError as exc:

@@ -25,6 +25,11 @@ class LoadOptions:
     pdf_page_timeout_s: float = 30.0
     #: Address-space limit of the worker process (virtual memory, so generous).
     pdf_memory_mb: int = 2048
+    #: Files larger than this are skipped unread (``--max-file-mb``; None: no limit): memory
+    #: and time stay bounded by a budget rather than by whatever lands in a folder.
+    max_file_mb: float | None = 512.0
+    #: Wall-clock budget for reading one HTML page.
+    html_timeout_s: float = 120.0
 
 
 class FileSkipped(LoaderError):
@@ -33,6 +38,26 @@ class FileSkipped(LoaderError):
     A subclass of ``LoaderError`` so that ``load()`` callers need catch only one type, while
     ``load_paths`` can report it as ``skipped`` rather than ``failed``.
     """
+
+
+_LIMIT_NAMED = "(--max-file-mb)."
+
+
+def too_large(size: int, options: LoadOptions) -> str | None:
+    """Why a file of ``size`` bytes is not read under ``options`` (None: it is read)."""
+    limit = options.max_file_mb
+    if limit is None or size <= limit * 1024 * 1024:
+        return None
+    return (
+        f"The file is {size / 1024 / 1024:,.0f} MB, over the {limit:g} MB limit for one file "
+        f"{_LIMIT_NAMED}"
+    )
+
+
+def is_too_large(reason: str) -> bool:
+    """Whether a status reason is `too_large`'s (the index does not remember such a skip:
+    under a larger limit the file is read)."""
+    return reason.endswith(_LIMIT_NAMED)
 
 
 class FileEmpty(LoaderError):

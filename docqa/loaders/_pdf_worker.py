@@ -27,6 +27,8 @@ import io  # noqa: E402
 import json  # noqa: E402
 import resource  # noqa: E402
 import struct  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
 from typing import Any, BinaryIO  # noqa: E402
 
 _LENGTH = struct.Struct(">I")
@@ -124,8 +126,28 @@ def _limit_cpu(seconds: float) -> None:
         resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
+def exit_with_parent() -> None:
+    """Exit when the parent process dies, even in the middle of a page.
+
+    A parent killed with kill -9 closes our stdin, but a long page would keep us parsing
+    until the CPU limit, an orphan. A thread polls the parent's id: that is process-wide,
+    unlike Linux's PR_SET_PDEATHSIG, which fires when the parent *thread* that started us
+    ends (docqa may start this worker from any thread of a long-lived program). A parent
+    that died before this line leaves us stdin at its end: `main` returns at once.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main(argv: list[str]) -> int:
     """Serve requests until stdin closes."""
+    exit_with_parent()  # first: its thread's stack is mapped before the memory limit
     memory_mb = int(argv[1]) if len(argv) > 1 else 0
     # The protocol owns the real stdout; anything a library prints goes to stderr instead.
     out = os.fdopen(os.dup(1), "wb")

@@ -44,6 +44,11 @@ _LENGTH = struct.Struct(">I")
 #: Why a page after the file's deadline was never read.
 BUDGET_SPENT = "not read: the file's time budget ran out"
 
+#: Why an encrypted PDF did not open; the index parses such a file again when a password is
+#: given (see `docqa.index`), so these are matched, not only shown.
+NEEDS_PASSWORD = "The PDF is encrypted and needs a password (pass --password)."
+WRONG_PASSWORD = "The PDF is encrypted and the password given is wrong."
+
 
 def join_pages(page_texts: list[str]) -> tuple[str, tuple[Page, ...]]:
     """Join page texts; each ``Page`` covers exactly its own text (1-based numbers).
@@ -209,9 +214,9 @@ class _Extraction:
 
 def _fail_message(kind: str, message: str, options: LoadOptions) -> str:
     if kind == "password":
-        return "The PDF is encrypted and needs a password (pass --password)."
+        return NEEDS_PASSWORD
     if kind == "wrong_password":
-        return "The PDF is encrypted and the password given is wrong."
+        return WRONG_PASSWORD
     if kind == "memory":
         return f"The PDF needs more than the {options.pdf_memory_mb} MB memory budget to open."
     if kind == "dependency":
