@@ -37,6 +37,26 @@ def build_tiny_model(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+FILLER = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+
+
+def filler(n: int, offset: int = 0) -> str:
+    """``n`` words of neutral text (no planted phrase, nothing a question asks about)."""
+    return " ".join(FILLER[(offset + i) % len(FILLER)] for i in range(n))
+
+
+@pytest.fixture(scope="module")
+def scheme():
+    """Small windows (96 tokens, stride 24) of the real uncased vocabulary, for index tests."""
+    from transformers import AutoTokenizer
+
+    from docqa.index import WindowScheme
+
+    return WindowScheme.for_tokenizer(
+        AutoTokenizer.from_pretrained(str(VOCAB)), max_seq_len=96, doc_stride=24
+    )
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """Path of a tiny random BERT QA model folder, loaded through ``from_pretrained``."""

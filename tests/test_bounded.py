@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, VOCAB
+from conftest import ROOT, filler
 from pdfgen import make_pdf
 from typer.testing import CliRunner
 
@@ -32,28 +32,14 @@ import docqa.index
 import docqa.windowing
 from docqa import DocQA
 from docqa.cli import app
-from docqa.index import Index, WindowScheme
+from docqa.index import Index
 from docqa.loaders import LoadOptions, load_paths
 from docqa.loaders import html as html_loader
 from docqa.retrieve import Bm25, bm25_tokens, make_chunks
 from docqa.windowing import piece_bounds, tokenize_text
 
 PHRASE = "violet kestrel migrates southward"
-FILLER = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 GB = 1 << 30
-
-
-def filler(n: int, offset: int = 0) -> str:
-    return " ".join(FILLER[(offset + i) % len(FILLER)] for i in range(n))
-
-
-@pytest.fixture(scope="module")
-def scheme() -> WindowScheme:
-    from transformers import AutoTokenizer
-
-    return WindowScheme.for_tokenizer(
-        AutoTokenizer.from_pretrained(str(VOCAB)), max_seq_len=96, doc_stride=24
-    )
 
 
 # --- generated text -----------------------------------------------------------------------

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, VOCAB
+from conftest import ROOT, VOCAB, filler
 from pdfgen import make_pdf
 from typer.testing import CliRunner
 
@@ -22,23 +22,9 @@ import docqa.reader
 from docqa import DocQA
 from docqa.cli import app
 from docqa.errors import IndexBusyError, IndexCorruptError
-from docqa.index import Index, WindowScheme, tokenizer_fingerprint
+from docqa.index import Index, tokenizer_fingerprint
 
 PHRASE = "violet kestrel migrates southward"
-FILLER = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
-
-
-def filler(n: int, offset: int = 0) -> str:
-    return " ".join(FILLER[(offset + i) % len(FILLER)] for i in range(n))
-
-
-@pytest.fixture(scope="module")
-def scheme() -> WindowScheme:
-    from transformers import AutoTokenizer
-
-    return WindowScheme.for_tokenizer(
-        AutoTokenizer.from_pretrained(str(VOCAB)), max_seq_len=96, doc_stride=24
-    )
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, VOCAB
+from conftest import ROOT, VOCAB, filler
 from pdfgen import encrypt_pdf, make_pdf
 from typer.testing import CliRunner
 
@@ -34,25 +34,11 @@ import docqa.index
 from docqa import DocQA, Document
 from docqa.cli import app
 from docqa.errors import DocQAError, IndexBusyError, InputError
-from docqa.index import Index, WindowScheme
+from docqa.index import Index
 
 PHRASE = "violet kestrel migrates southward"
-FILLER = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc")
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX permissions and names")
-
-
-def filler(n: int, offset: int = 0) -> str:
-    return " ".join(FILLER[(offset + i) % len(FILLER)] for i in range(n))
-
-
-@pytest.fixture(scope="module")
-def scheme() -> WindowScheme:
-    from transformers import AutoTokenizer
-
-    return WindowScheme.for_tokenizer(
-        AutoTokenizer.from_pretrained(str(VOCAB)), max_seq_len=96, doc_stride=24
-    )
 
 
 def small_qa(index: Path, **kwargs) -> DocQA:
