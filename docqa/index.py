@@ -84,6 +84,13 @@ CACHED_TOKENS = 1 << 22
 #: Parts with more tokens than this are not cached whole: only the ranges read are read.
 CACHED_PART_TOKENS = 1 << 16
 
+#: Windows of one document (``encoder``, ``doc_id``, ``scheme``) that have no vector yet.
+_WITHOUT_VECTORS = (
+    "SELECT w.id, w.char_start, w.char_end FROM windows w "
+    "LEFT JOIN vectors v ON v.window_id = w.id AND v.encoder = ? "
+    "WHERE w.doc_id = ? AND w.scheme = ? AND v.window_id IS NULL"
+)
+
 #: ``progress(done, total, path)`` after each file of an update.
 UpdateProgress = Callable[[int, int, str], None]
 #: ``pieces(done, total, what)`` during long work on one file (its text parts, its vectors).
@@ -830,9 +837,7 @@ class Index:
         """Whether `_ensure_vectors` would add any vector for ``doc_ids``."""
         for doc_id in sorted(set(doc_ids)):
             row = db.execute(
-                "SELECT 1 FROM windows w "
-                "LEFT JOIN vectors v ON v.window_id = w.id AND v.encoder = ? "
-                "WHERE w.doc_id = ? AND w.scheme = ? AND v.window_id IS NULL LIMIT 1",
+                _WITHOUT_VECTORS + " LIMIT 1",
                 (encoder.name, doc_id, scheme.key),
             ).fetchone()
             if row is not None:
@@ -1076,9 +1081,7 @@ class Index:
         added = 0
         for doc_id in ids:
             rows = db.execute(
-                "SELECT w.id, w.char_start, w.char_end FROM windows w "
-                "LEFT JOIN vectors v ON v.window_id = w.id AND v.encoder = ? "
-                "WHERE w.doc_id = ? AND w.scheme = ? AND v.window_id IS NULL ORDER BY w.position",
+                _WITHOUT_VECTORS + " ORDER BY w.position",
                 (encoder.name, doc_id, scheme.key),
             ).fetchall()
             batches = [rows[b : b + VECTOR_BATCH] for b in range(0, len(rows), VECTOR_BATCH)]
