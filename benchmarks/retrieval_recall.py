@@ -34,10 +34,13 @@ from docqa.retrieve import (  # noqa: E402
     Bm25,
     DenseEncoder,
     bm25_tokens,
+    candidates,
     chunk_length,
     fuse,
+    fuse_candidates,
     make_chunks,
     max_by_owner,
+    ranks,
 )
 from docqa.squad import build_examples, read_squad  # noqa: E402
 from docqa.windowing import tokenize_text  # noqa: E402
@@ -62,6 +65,12 @@ def main() -> None:
     p.add_argument("--dense", action="store_true", help="also rank with MiniLM pieces and fuse")
     p.add_argument("--weights", default="0.5,0.75,1", help="dense weights for RRF fusion")
     p.add_argument("--rrf-k", type=int, default=RRF_K, help="reciprocal-rank-fusion constant")
+    p.add_argument(
+        "--candidates",
+        default="",
+        help="also fuse only among BM25's best M windows (vectors on demand), for each M: "
+        "e.g. 20,50,100",
+    )
     p.add_argument("--cache", type=Path, help="npz file for dense vectors (read or written)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     p.add_argument("--limit", type=int, default=None, help="first N questions")
@@ -132,7 +141,9 @@ def main() -> None:
     corpus_bm25 = Bm25(terms)
     local_bm25 = [Bm25(terms[lo : lo + n]) for lo, n in spans]
     weights = [float(w) for w in args.weights.split(",")] if args.dense else []
+    depths = [int(m) for m in args.candidates.split(",") if m] if args.dense else []
     rankers = ["bm25"] + (["dense"] + [f"rrf(w={w:g})" for w in weights] if args.dense else [])
+    rankers += [f"rrf(w={w:g})@{m}" for m in depths for w in weights]
     hits = {(s, r): dict.fromkeys(DEPTHS, 0) for s in ("document", "corpus") for r in rankers}
 
     started = time.perf_counter()
@@ -166,6 +177,14 @@ def main() -> None:
                 scores["dense"] = dense
                 for w in weights:
                     scores[f"rrf(w={w:g})"] = fuse(lex, dense, None, w, args.rrf_k)
+                for m in depths:
+                    best = candidates(lex, m)
+                    for w in weights:
+                        fused = fuse_candidates(lex, dense, best, w, args.rrf_k)
+                        # The windows beyond the candidates follow in BM25 order, as a
+                        # question reading more windows than there are candidates gets them.
+                        after = -1.0 - ranks(lex) / len(lex)
+                        scores[f"rrf(w={w:g})@{m}"] = np.where(np.isneginf(fused), after, fused)
             for r, sc in scores.items():
                 for k, ok in recall_at(np.argsort(-sc, kind="stable"), g_).items():
                     hits[(setting, r)][k] += ok

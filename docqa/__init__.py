@@ -3,16 +3,44 @@
 >>> from docqa import DocQA
 >>> DocQA().ask("How long does the battery last?", "sample_docs/")[0].text  # doctest: +SKIP
 'about 14 months'
+>>> hits, report = DocQA().search("battery life", "sample_docs/", k=3)  # doctest: +SKIP
 """
 
-from docqa.api import DocQA
+from typing import TYPE_CHECKING
+
+from docqa.api import DEFAULT_WINDOWS, DocQA, check_paths
 from docqa.errors import DocQAError, InputError, LoaderError, ModelLoadError, NoDocumentsError
 from docqa.evaluate import DocsEvalReport, EvalReport, evaluate, evaluate_docs
 from docqa.loaders import LoadResult, load, load_paths
+from docqa.retrieve import highlight_terms
+from docqa.squad import LEVELS as EVAL_LEVELS
 from docqa.train import TrainConfig, train
 from docqa.types import Answer, Document, FileStatus, Page, Prediction, Section
 
+if TYPE_CHECKING:
+    from docqa.index import Hit, Index, UpdateReport
+
+# The persistent index's names load on first use: `import docqa` need not open SQLite.
+_LAZY = {"Hit": "docqa.index", "Index": "docqa.index", "UpdateReport": "docqa.index"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # once: later lookups do not come here
+        return value
+    raise AttributeError(f"module 'docqa' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
+    "DEFAULT_WINDOWS",
+    "EVAL_LEVELS",
     "Answer",
     "DocQA",
     "DocQAError",
@@ -20,6 +48,8 @@ __all__ = [
     "Document",
     "EvalReport",
     "FileStatus",
+    "Hit",
+    "Index",
     "InputError",
     "LoadResult",
     "LoaderError",
@@ -29,8 +59,11 @@ __all__ = [
     "Prediction",
     "Section",
     "TrainConfig",
+    "UpdateReport",
+    "check_paths",
     "evaluate",
     "evaluate_docs",
+    "highlight_terms",
     "load",
     "load_paths",
     "train",

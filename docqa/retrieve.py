@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,12 +30,20 @@ import numpy as np
 from docqa.errors import InputError, ModelLoadError
 from docqa.windowing import PairTemplate, TokenizedText, Window, make_windows, window_bounds
 
+# Moved to windowing (the window scheme needs it, and windowing never imports retrieval);
+# api, benchmarks and tests still import it from here.
+from docqa.windowing import chunk_length as chunk_length
+
 #: Reciprocal-rank-fusion constant. Cormack et al. (2009) use 60 over long result lists; a
 #: document has tens of windows, and on SQuAD dev (benchmarks/retrieval_recall.py) 10 with a
 #: dense weight of 0.75 gave the best window recall at every depth from 1 to 20.
 RRF_K = 10
 #: Weight of the dense ranking against BM25's in the fusion (measured with ``RRF_K``).
 DENSE_WEIGHT = 0.75
+#: BM25's best windows per question that are also ranked by dense similarity; their vectors
+#: are computed when a question first needs them, so this bounds what one question encodes
+#: (chosen with ``benchmarks/retrieval_recall.py --candidates``; results in README).
+DENSE_CANDIDATES = 30
 #: bm25s stop-word list: the longer English one (179 words, with "what", "which", "who")
 #: beat Lucene's 33 by 3.7 points of BM25 recall@1 on SQuAD dev.
 STOPWORDS = "en_plus"
@@ -56,21 +64,6 @@ class Chunk:
     token_end: int
     start: int
     end: int
-
-
-def chunk_length(max_seq_len: int, max_question_len: int, n_special: int) -> int:
-    """Context tokens per chunk, so that any question that is not cut fits beside it.
-
-    >>> chunk_length(384, 64, 3)
-    317
-    """
-    n = max_seq_len - max_question_len - n_special
-    if n < 1:
-        raise InputError(
-            f"max_seq_len ({max_seq_len}) leaves no room for context after a "
-            f"{max_question_len}-token question."
-        )
-    return n
 
 
 def make_chunks(text: TokenizedText, doc_index: int, chunk_len: int, stride: int) -> list[Chunk]:
@@ -506,6 +499,39 @@ def fuse(
     return fused
 
 
+def candidates(lexical: np.ndarray, n: int, mask: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the ``n`` best lexical scores, best first (masked-out texts never).
+
+    >>> candidates(np.array([0.5, 2.0, 0.0, 1.0]), 2).tolist()
+    [1, 3]
+    """
+    if mask is not None:
+        lexical = np.where(mask, lexical, -np.inf)
+        n = min(n, int(mask.sum()))
+    return _order(lexical)[:n]
+
+
+def fuse_candidates(
+    lexical: np.ndarray,
+    dense: np.ndarray,
+    chosen: np.ndarray,
+    dense_weight: float = DENSE_WEIGHT,
+    k: int = RRF_K,
+) -> np.ndarray:
+    """`fuse` among the texts ``chosen`` only (`candidates`); every other text scores -inf.
+
+    ``dense`` need only hold the chosen texts' scores: the others are never read, so their
+    vectors need never be computed.
+
+    >>> lexical, dense = np.array([3.0, 1.0, 2.0]), np.array([0.1, 0.9, 0.8])
+    >>> fuse_candidates(lexical, dense, np.array([0, 2])).round(3).tolist()
+    [0.153, -inf, 0.152]
+    """
+    inside = np.zeros(len(lexical), dtype=bool)
+    inside[chosen] = True
+    return fuse(lexical, np.where(inside, dense, -np.inf), inside, dense_weight, k)
+
+
 def _order(scores: np.ndarray) -> np.ndarray:
     # Stable: equal scores keep document order, so ranking is deterministic.
     return np.argsort(-scores, kind="stable")
@@ -513,17 +539,19 @@ def _order(scores: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Retriever:
-    """Ranks texts (one per chunk) for a question: BM25, fused with dense pieces when given.
+    """Ranks texts (one per chunk) for a question: BM25, fused with dense similarity when an
+    ``encoder`` and a ``vectors`` source are given.
 
-    ``piece_vectors``/``piece_owners`` are `DenseEncoder.encode_passages` output for the same
-    texts; without them (or without an ``encoder``) ranking is BM25 only.
+    Dense similarity is computed for BM25's best ``candidates`` texts only (`fuse_candidates`):
+    ``vectors(indices)`` gives those texts' piece vectors, and may compute them on first need
+    (`WindowVectors`), so no text's vectors are computed before a question needs them.
     """
 
     bm25: Bm25
-    piece_vectors: np.ndarray | None = None
-    piece_owners: np.ndarray | None = None
     encoder: DenseEncoder | None = None
+    vectors: VectorSource | None = None
     dense_weight: float = DENSE_WEIGHT
+    candidates: int = DENSE_CANDIDATES
 
     @classmethod
     def build(
@@ -532,12 +560,14 @@ class Retriever:
         encoder: DenseEncoder | None = None,
         tokens: Sequence[Sequence[str]] | None = None,
     ) -> Retriever:
-        """A retriever over ``texts``; with ``encoder``, their dense pieces are computed now."""
+        """A retriever over ``texts``; with ``encoder``, dense pieces are encoded on need."""
         bm25 = Bm25(tokens if tokens is not None else bm25_tokens(texts))
         if encoder is None:
             return cls(bm25)
-        vectors, owners = encoder.encode_passages(texts)
-        return cls(bm25, vectors, owners, encoder)
+        source = WindowVectors(
+            encoder, [(i, 0, len(t)) for i, t in enumerate(texts)], lambda i, a, b: texts[i][a:b]
+        )
+        return cls(bm25, encoder, source)
 
     @property
     def size(self) -> int:
@@ -545,19 +575,26 @@ class Retriever:
 
     @property
     def dense(self) -> bool:
-        return self.encoder is not None and self.piece_vectors is not None
+        return self.encoder is not None and self.vectors is not None
 
-    def scores(self, question: str, mask: np.ndarray | None = None) -> np.ndarray:
-        """One fused score per text (higher is better); masked-out texts score -inf."""
-        n = self.size
+    def scores(self, question: str, mask: np.ndarray | None = None, k: int = 1) -> np.ndarray:
+        """One score per text (higher is better); masked-out texts score -inf.
+
+        With dense similarity, only BM25's best ``max(candidates, k)`` texts get a finite
+        (fused) score: ranking ``k`` texts never needs another text's vectors.
+        """
         lexical = self.bm25.scores(bm25_tokens([question])[0])
         if mask is not None:
             lexical = np.where(mask, lexical, -np.inf)
         if not self.dense:
             return lexical
+        chosen = candidates(lexical, max(self.candidates, k), mask)
         q = self.encoder.encode([question])[0]
-        dense = max_by_owner(self.piece_vectors @ q, self.piece_owners, n)
-        return fuse(lexical, dense, mask, self.dense_weight)
+        dense = np.full(self.size, -np.inf, dtype=np.float32)
+        for i, pieces in zip(chosen, self.vectors(chosen), strict=True):
+            if len(pieces):
+                dense[i] = float((pieces.astype(np.float32) @ q).max())
+        return fuse_candidates(lexical, dense, chosen, self.dense_weight)
 
     def rank(
         self, question: str, k: int, mask: np.ndarray | None = None
@@ -567,10 +604,75 @@ class Retriever:
             raise InputError("The number of windows to read must be at least 1.")
         if self.size == 0:
             return []
-        scores = self.scores(question, mask)
+        scores = self.scores(question, mask, k)
         order = _order(scores)
         allowed = self.size if mask is None else int(mask.sum())
         return [(int(i), float(scores[i])) for i in order[: min(k, allowed)]]
+
+
+#: ``vectors(indices)``: the piece vectors of each text asked for, in order (`Retriever`).
+VectorSource = Callable[[np.ndarray], list[np.ndarray]]
+
+
+def piece_vectors(
+    encoder: DenseEncoder,
+    windows: Sequence[tuple[object, int, int]],
+    read: Callable[[object, int, int], str],
+) -> list[np.ndarray]:
+    """The piece vectors ``[pieces, dim]`` of each window ``(document, start, end)``.
+
+    ``read(document, lo, hi)`` gives that document's text ``[lo, hi)``. Windows of one document
+    that overlap are cut into pieces together (`DenseEncoder.encode_windows`: their shared text
+    is encoded once); windows apart are read apart, so far-apart candidates of a very large
+    document never read the text between them.
+    """
+    found: list[np.ndarray | None] = [None] * len(windows)
+    order = sorted(range(len(windows)), key=lambda i: (str(windows[i][0]), windows[i][1]))
+    runs: list[list[int]] = []
+    for i in order:
+        key, start, _ = windows[i]
+        last = runs[-1][-1] if runs else None
+        if (
+            last is not None
+            and windows[last][0] == key
+            and start <= max(windows[j][2] for j in runs[-1])
+        ):
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    for run in runs:
+        key = windows[run[0]][0]
+        lo = min(windows[i][1] for i in run)
+        hi = max(windows[i][2] for i in run)
+        vectors, owners = encoder.encode_windows(
+            read(key, lo, hi), [(windows[i][1] - lo, windows[i][2] - lo) for i in run]
+        )
+        for j, i in enumerate(run):
+            found[i] = vectors[owners == j]
+    return found
+
+
+class WindowVectors:
+    """A `VectorSource` over windows of texts in memory: each window's vectors are encoded
+    when first asked for and kept."""
+
+    def __init__(
+        self,
+        encoder: DenseEncoder,
+        windows: Sequence[tuple[object, int, int]],
+        read: Callable[[object, int, int], str],
+    ):
+        self.encoder = encoder
+        self.windows = windows
+        self.read = read
+        self.encoded: dict[int, np.ndarray] = {}
+
+    def __call__(self, indices: np.ndarray) -> list[np.ndarray]:
+        missing = [int(i) for i in indices if int(i) not in self.encoded]
+        if missing:
+            new = piece_vectors(self.encoder, [self.windows[i] for i in missing], self.read)
+            self.encoded.update(zip(missing, new, strict=True))
+        return [self.encoded[int(i)] for i in indices]
 
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n\s*\n")

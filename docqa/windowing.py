@@ -5,14 +5,22 @@ question the token stream is sliced into windows of at most ``max_seq_len`` toke
 (question, context and special tokens together) that overlap by ``doc_stride`` context tokens,
 the same layout as Hugging Face's ``stride``/``return_overflowing_tokens``. Slicing token
 arrays is cheap; tokenizing an 800k-character manual is not, so the slice is what we repeat.
+
+A persistent index (`docqa.index`) stores question-independent windows instead, cut by a
+`WindowScheme`: whose tokenizer (`tokenizer_fingerprint`), how many context tokens beside the
+longest question (`chunk_length`), how much overlap.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
+import os
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -297,3 +305,112 @@ def _backend(tokenizer):
     if backend.padding is not None:
         backend.no_padding()
     return backend
+
+
+def chunk_length(max_seq_len: int, max_question_len: int, n_special: int) -> int:
+    """Context tokens per chunk, so that any question that is not cut fits beside it.
+
+    >>> chunk_length(384, 64, 3)
+    317
+    """
+    n = max_seq_len - max_question_len - n_special
+    if n < 1:
+        raise InputError(
+            f"max_seq_len ({max_seq_len}) leaves no room for context after a "
+            f"{max_question_len}-token question."
+        )
+    return n
+
+
+# -- the window scheme of a persistent index ---------------------------------------------------
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """A short hash of everything in a fast tokenizer that decides its tokens and offsets.
+
+    Padding and truncation settings are left out: they differ between copies of the same
+    vocabulary and never reach `tokenize_text`.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise InputError("docqa needs a fast (Rust) tokenizer; this model only has a slow one.")
+    spec = json.loads(backend.to_str())
+    kept = {k: spec.get(k) for k in ("normalizer", "pre_tokenizer", "model", "added_tokens")}
+    blob = json.dumps(kept, sort_keys=True).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class WindowScheme:
+    """How documents are cut into windows: whose tokens, how long, how much overlap.
+
+    ``chunk_len`` is the context length left beside a ``max_question_len``-token question in a
+    ``max_seq_len`` window (`chunk_length`), so the reader reads each stored window as one
+    model input. The tokenizer object travels along (not stored, not compared).
+    """
+
+    fingerprint: str
+    chunk_len: int
+    stride: int
+    tokenizer: object = field(default=None, compare=False, repr=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.fingerprint}:{self.chunk_len}:{self.stride}"
+
+    @classmethod
+    def for_tokenizer(
+        cls,
+        tokenizer,
+        max_seq_len: int = 384,
+        doc_stride: int = 128,
+        max_question_len: int = 64,
+    ) -> WindowScheme:
+        n_special = pair_template(tokenizer).n_special
+        chunk_len = chunk_length(max_seq_len, max_question_len, n_special)
+        if doc_stride >= chunk_len:
+            raise InputError(
+                f"doc_stride ({doc_stride}) must be smaller than the window's context "
+                f"({chunk_len} tokens)."
+            )
+        return cls(tokenizer_fingerprint(tokenizer), chunk_len, doc_stride, tokenizer)
+
+    @classmethod
+    def default(cls, model: str | None = None, **settings) -> WindowScheme:
+        """The scheme of ``model``'s tokenizer (default: the bundled reader's), loading only
+        the tokenizer. Without a loadable one, the sentence encoder's tokenizer, which is the
+        same uncased BERT vocabulary as the bundled reader and bert-large-uncased."""
+        return cls.for_tokenizer(load_tokenizer(model), **settings)
+
+
+def load_tokenizer(model: str | None = None):
+    """The tokenizer of ``model`` (name or folder; default the bundled reader), offline.
+
+    Falls back to the sentence encoder's tokenizer when no model is given and the default
+    reader is not available, so `docqa search` works on a machine with no reader at all.
+    """
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from docqa.errors import ModelLoadError
+    from docqa.reader import cached_model_folder, check_model_folder, resolve_model
+    from docqa.retrieve import encoder_path
+
+    hf_logging.set_verbosity_error()
+    name = resolve_model(model)
+    # No code from the model folder: refused with its own sentence, whoever named the model.
+    local = Path(name).expanduser()
+    folder = local if local.is_dir() else cached_model_folder(name)
+    if folder is not None:
+        check_model_folder(folder, weights=False)
+    try:
+        return AutoTokenizer.from_pretrained(name, local_files_only=True, trust_remote_code=False)
+    except Exception as exc:
+        if model or os.environ.get("DOCQA_MODEL"):
+            raise ModelLoadError(
+                f"Cannot load the tokenizer of {name!r} ({type(exc).__name__}); pass --model "
+                "PATH to a local model folder."
+            ) from exc
+    return AutoTokenizer.from_pretrained(
+        str(encoder_path()), local_files_only=True, trust_remote_code=False
+    )

@@ -305,7 +305,7 @@ def test_documents_tokenized_once_and_model_loaded_once(
         return tokenize_text(tokenizer, text)
 
     monkeypatch.setattr(docqa.api, "tokenize_text", counting)
-    monkeypatch.setattr(docqa.index, "tokenize_text", counting)
+    monkeypatch.setattr(docqa.index.ingest, "tokenize_text", counting)
     # Paths go through the persistent index (a temporary folder in tests) unless index=False.
     qa = DocQA(dense=False) if through_index else core()
     assert model.loads == [], "building a DocQA loads nothing"

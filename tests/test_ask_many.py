@@ -28,7 +28,7 @@ class Counts:
         self.load_paths = 0
         self.tokenize = 0
         real_load, real_api_tok = docqa.api.load_paths, docqa.api.tokenize_text
-        real_index_tok = docqa.index.tokenize_text
+        real_index_tok = docqa.index.ingest.tokenize_text
 
         def load_paths(*args, **kwargs):
             self.load_paths += 1
@@ -43,7 +43,7 @@ class Counts:
 
         monkeypatch.setattr(docqa.api, "load_paths", load_paths)
         monkeypatch.setattr(docqa.api, "tokenize_text", counted(real_api_tok))
-        monkeypatch.setattr(docqa.index, "tokenize_text", counted(real_index_tok))
+        monkeypatch.setattr(docqa.index.ingest, "tokenize_text", counted(real_index_tok))
 
 
 @pytest.mark.parametrize("windows", [None, 2])

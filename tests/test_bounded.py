@@ -180,15 +180,15 @@ def test_a_document_in_parts_has_the_windows_and_tokens_of_one_part(tmp_path, sc
         ).fetchall()
         [doc_id] = index.update([path], scheme).doc_ids
         whole_tokens = index.tokenized(doc_id, scheme)
-    monkeypatch.setattr(docqa.index, "PART_CHARS", 1500)
+    monkeypatch.setattr(docqa.index.ingest, "PART_CHARS", 1500)
     calls = []
-    real = docqa.index.tokenize_text
+    real = docqa.index.ingest.tokenize_text
 
     def counting(tokenizer, piece):
         calls.append(len(piece))
         return real(tokenizer, piece)
 
-    monkeypatch.setattr(docqa.index, "tokenize_text", counting)
+    monkeypatch.setattr(docqa.index.ingest, "tokenize_text", counting)
     seen = []
     with Index(tmp_path / "parts") as index:
         report = index.update([path], scheme, pieces=lambda *a: seen.append(a))
@@ -211,7 +211,7 @@ def test_a_document_in_parts_has_the_windows_and_tokens_of_one_part(tmp_path, sc
         # A range read across part boundaries is the same slice of the whole.
         lo, hi = len(tokens) // 3, 2 * len(tokens) // 3
         for cached in (1 << 16, 0):  # parts cached whole, or only the range read
-            monkeypatch.setattr(docqa.index, "CACHED_PART_TOKENS", cached)
+            monkeypatch.setattr(docqa.index.search, "CACHED_PART_TOKENS", cached)
             index._tokens_cache.clear()
             middle = index.tokens(doc_id, scheme, lo, hi)
             for name in ("ids", "starts", "ends", "word_start", "word_end"):
@@ -230,14 +230,14 @@ def test_indexing_a_large_file_shows_its_parts_on_a_terminal(tmp_path, monkeypat
 
     screen = io.StringIO()
     monkeypatch.setattr(docqa.cli, "err", Console(file=screen, force_terminal=True, width=120))
-    monkeypatch.setattr(docqa.index, "PART_CHARS", 3000)
-    real = docqa.index.tokenize_text
+    monkeypatch.setattr(docqa.index.ingest, "PART_CHARS", 3000)
+    real = docqa.index.ingest.tokenize_text
 
     def slow(tokenizer, piece):
         time.sleep(0.15)  # long enough for the bar to be drawn between parts
         return real(tokenizer, piece)
 
-    monkeypatch.setattr(docqa.index, "tokenize_text", slow)
+    monkeypatch.setattr(docqa.index.ingest, "tokenize_text", slow)
     (tmp_path / "big.txt").write_text(big_document_text(3000))
     args = ["index", "--no-dense", "--index", str(tmp_path / "ix"), str(tmp_path / "big.txt")]
     result = CliRunner().invoke(app, args)
@@ -249,7 +249,7 @@ def test_answers_from_a_document_in_parts_point_into_its_whole_text(tmp_path, pl
     """Answers carry offsets into the whole file's text, ``Answer.document.text[a.start:a.end]
     == a.text``, and reading them loads only the tokens around the windows read."""
     plant({PHRASE: 10.0})
-    monkeypatch.setattr(docqa.index, "PART_CHARS", 2000)
+    monkeypatch.setattr(docqa.index.ingest, "PART_CHARS", 2000)
     text = big_document_text(8000)
     (tmp_path / "big.txt").write_text(text)
     read = []
@@ -282,8 +282,8 @@ def test_a_killed_tokenization_keeps_its_finished_parts_and_the_next_run_carries
     with Index(tmp_path / "reference") as index:
         index.update([path], scheme)
         reference = index.connect().execute("SELECT * FROM windows ORDER BY id").fetchall()
-    monkeypatch.setattr(docqa.index, "PART_CHARS", 1500)
-    real = docqa.index.tokenize_text
+    monkeypatch.setattr(docqa.index.ingest, "PART_CHARS", 1500)
+    real = docqa.index.ingest.tokenize_text
     calls = []
     killed = []
 
@@ -294,7 +294,7 @@ def test_a_killed_tokenization_keeps_its_finished_parts_and_the_next_run_carries
             raise Killed  # as good as a kill for what has been committed
         return real(tokenizer, piece)
 
-    monkeypatch.setattr(docqa.index, "tokenize_text", dies_on_the_fifth_part)
+    monkeypatch.setattr(docqa.index.ingest, "tokenize_text", dies_on_the_fifth_part)
     with Index(tmp_path / "ix") as index:
         with pytest.raises(Killed):
             index.update([path], scheme)
@@ -332,7 +332,7 @@ def test_vectors_are_committed_in_batches_with_progress(tmp_path, scheme, monkey
     """Regression (issue 15, item 7: 13 minutes of vectors for one file were lost in one
     transaction): vectors are committed a batch of windows at a time, with progress, and a kill
     loses only the batch in flight."""
-    monkeypatch.setattr(docqa.index, "VECTOR_BATCH", 8)
+    monkeypatch.setattr(docqa.index.ingest, "VECTOR_BATCH", 8)
     path = tmp_path / "doc.txt"
     path.write_text(big_document_text(3000))
     with Index(tmp_path / "ix") as index:
@@ -401,7 +401,7 @@ def test_window_terms_are_bm25_tokens() -> None:
     """The index's own term extraction for windows gives `bm25_tokens`' terms."""
     texts = [tricky_text(5000, seed=s) for s in range(30)]
     texts += ["", "x86_64 a b, don't The THE the", "İstanbul ΣΑΣ ς Straße"]
-    assert docqa.index._window_terms(texts) == [" ".join(t) for t in bm25_tokens(texts)]
+    assert docqa.index.ingest._window_terms(texts) == [" ".join(t) for t in bm25_tokens(texts)]
 
 
 def test_the_index_builds_bm25_from_stored_terms_as_before(tmp_path, scheme) -> None:
@@ -668,7 +668,7 @@ def test_a_version_1_index_is_migrated_without_parsing_again(tmp_path, scheme, m
         )
         db.execute("PRAGMA user_version=1")
     db.close()
-    monkeypatch.setattr(docqa.index, "tokenize_text", None)  # must not be needed
+    monkeypatch.setattr(docqa.index.ingest, "tokenize_text", None)  # must not be needed
     with Index(folder) as index:
         assert index.connect().execute("PRAGMA user_version").fetchone()[0] == 2
         report = index.update([path], scheme)

@@ -21,7 +21,7 @@ import docqa.loaders.pdf
 import docqa.reader
 from docqa import DocQA
 from docqa.cli import app
-from docqa.errors import IndexBusyError, IndexCorruptError
+from docqa.errors import IndexBusyError, IndexCorruptError, InputError
 from docqa.index import Index, tokenizer_fingerprint
 
 PHRASE = "violet kestrel migrates southward"
@@ -58,7 +58,7 @@ class Counts:
         self.pdf = 0
         self.tokenize = 0
         real_extract = docqa.loaders.pdf.extract_pages
-        real_tokenize = docqa.index.tokenize_text
+        real_tokenize = docqa.index.ingest.tokenize_text
 
         def extract(*args, **kwargs):
             self.pdf += 1
@@ -69,7 +69,7 @@ class Counts:
             return real_tokenize(*args, **kwargs)
 
         monkeypatch.setattr(docqa.loaders.pdf, "extract_pages", extract)
-        monkeypatch.setattr(docqa.index, "tokenize_text", tokenize)
+        monkeypatch.setattr(docqa.index.ingest, "tokenize_text", tokenize)
 
 
 def test_reindexing_an_unchanged_folder_parses_and_tokenizes_nothing(
@@ -423,15 +423,49 @@ def test_pdfs_parsed_in_two_worker_processes_match_serial_parsing(tmp_path, sche
     folder.mkdir()
     for n in range(3):
         make_pdf(folder / f"m{n}.pdf", [f"Manual {n} page {p}. " + filler(80, p) for p in range(3)])
-    monkeypatch.setattr(docqa.index, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(docqa.index.ingest, "PARALLEL_MIN_BYTES", 0)
     with Index(tmp_path / "parallel") as index:
         r = index.update([folder], scheme)
         parallel = [index.document(d).text for d in r.doc_ids]
         assert r.parsed == 3 and r.pages == 9
-    monkeypatch.setattr(docqa.index, "PARALLEL_MIN_FILES", 10**6)
+    monkeypatch.setattr(docqa.index.ingest, "PARALLEL_MIN_FILES", 10**6)
     with Index(tmp_path / "serial") as index:
         r = index.update([folder], scheme)
         assert [index.document(d).text for d in r.doc_ids] == parallel
+
+
+class PoolStarted(Exception):
+    """Raised in place of starting a process pool: how many workers it would have had."""
+
+
+def test_files_are_parsed_on_every_core_unless_workers_says_otherwise(
+    tmp_path, scheme, monkeypatch
+):
+    """Issue 16, item 2: parsing used at most two worker processes whatever the machine; now
+    one per core (``os.cpu_count()``) by default, ``workers`` to choose, and ``workers=1``
+    parses in this process without starting a pool."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for n in range(6):
+        (folder / f"d{n}.txt").write_text(f"Document {n}. " + filler(40, n))
+
+    def no_pool(workers, **kwargs):
+        raise PoolStarted(workers)
+
+    monkeypatch.setattr(docqa.index.ingest, "ProcessPoolExecutor", no_pool)
+    monkeypatch.setattr(docqa.index.ingest, "PARALLEL_MIN_BYTES", 0)
+    with Index(tmp_path / "one") as index:
+        report = index.update([folder], scheme, workers=1)
+        assert report.parsed == 6 and len(report.doc_ids) == 6
+        with pytest.raises(InputError, match="workers"):
+            index.update([folder], scheme, workers=0)
+    monkeypatch.setattr(os, "cpu_count", lambda: 5)
+    with Index(tmp_path / "default") as index, pytest.raises(PoolStarted) as started:
+        index.update([folder], scheme)
+    assert started.value.args == (5,)
+    with Index(tmp_path / "three") as index, pytest.raises(PoolStarted) as started:
+        index.update([folder], scheme, workers=3)
+    assert started.value.args == (3,)
 
 
 def test_eval_with_windows_reports_retrieval_recall(tiny_model):
@@ -477,9 +511,26 @@ def test_content_moving_between_files_in_one_update(tmp_path, scheme, monkeypatc
         assert hit.path.endswith("a.txt")
 
 
-def test_dense_vectors_in_the_index_find_a_paraphrase(tmp_path, scheme):
+@pytest.fixture(scope="module")
+def encoder():
     from docqa.retrieve import DenseEncoder
 
+    return DenseEncoder()
+
+
+def test_dense_vectors_in_the_index_find_a_paraphrase(tmp_path, encoder):
+    """No word of the question is in any window, so BM25 ties them all; dense similarity,
+    computed for them on demand (fewer windows than candidates), finds the paraphrase."""
+    from transformers import AutoTokenizer
+
+    from docqa.index import WindowScheme
+
+    wide = WindowScheme.for_tokenizer(
+        AutoTokenizer.from_pretrained(str(VOCAB)),
+        max_seq_len=128,
+        doc_stride=24,
+        max_question_len=16,
+    )
     folder = tmp_path / "docs"
     folder.mkdir()
     for i in range(4):
@@ -488,16 +539,56 @@ def test_dense_vectors_in_the_index_find_a_paraphrase(tmp_path, scheme):
         filler(150) + " Physicians recommend resting and drinking plenty of fluids when you "
         "have influenza. " + filler(150, 3)
     )
-    encoder = DenseEncoder()
     with Index(tmp_path / "ix") as index:
-        r = index.update([folder], scheme, encoder=encoder)
-        db = index.connect()
-        assert (
-            db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
-            == db.execute("SELECT COUNT(*) FROM windows").fetchone()[0]
-        )
-        [hit] = index.search("what to do if I catch the flu", r.doc_ids, scheme, 1, encoder)
-        assert hit.path.endswith("health.txt") and "influenza" in hit.snippet
+        r = index.update([folder], wide)
+        [hit] = index.search("what to do if I catch the flu", r.doc_ids, wide, 1, encoder)
+        assert hit.path.endswith("health.txt") and "influenza" in hit.text[hit.start : hit.end]
         # BM25 alone has nothing to go on.
-        [lexical] = index.search("what to do if I catch the flu", r.doc_ids, scheme, 1)
+        [lexical] = index.search("what to do if I catch the flu", r.doc_ids, wide, 1)
         assert not lexical.path.endswith("health.txt")
+
+
+def test_vectors_are_made_for_each_questions_candidates_only_and_kept(
+    tmp_path, scheme, encoder, monkeypatch
+):
+    """Issue 16: indexing computes no vectors; a question encodes BM25's candidates that have
+    none yet and stores them; no later question (another process too) encodes them again."""
+    import docqa.index.search
+    from docqa.retrieve import DENSE_CANDIDATES
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    words = ["heron", "marsh", "lantern", "harbor", "copper", "valley", "signal", "winter"]
+    for i in range(12):
+        topic = f"the {words[i % 8]} and the {words[(i + 3) % 8]}"
+        (folder / f"f{i}.txt").write_text(" ".join(f"{topic} {filler(30, j)}" for j in range(4)))
+    encoded: list[tuple[int, int, int]] = []
+    real = docqa.index.search.piece_vectors
+
+    def counting(enc, windows, read):
+        encoded.extend(windows)
+        return real(enc, windows, read)
+
+    monkeypatch.setattr(docqa.index.search, "piece_vectors", counting)
+
+    def stored(index) -> int:
+        return index.connect().execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+
+    with Index(tmp_path / "ix") as index:
+        r = index.update([folder], scheme)
+        windows = index.connect().execute("SELECT COUNT(*) FROM windows").fetchone()[0]
+        assert windows > 2 * DENSE_CANDIDATES and stored(index) == 0
+        index.rank("where is the heron of the marsh", r.doc_ids, scheme, 5, encoder)
+        first = set(encoded)
+        assert len(encoded) == len(first) == DENSE_CANDIDATES == stored(index)
+        encoded.clear()
+        index.rank("where is the heron of the marsh", r.doc_ids, scheme, 5, encoder)
+        assert encoded == []
+    with Index(tmp_path / "ix") as index:  # a new process: only what is stored is known
+        index.rank("the copper lantern in winter", r.doc_ids, scheme, 5, encoder)
+        second = set(encoded)
+        assert second and not second & first
+        assert stored(index) == len(first) + len(second)
+        encoded.clear()
+        index.rank("where is the heron of the marsh", r.doc_ids, scheme, 5, encoder)
+        assert encoded == []

@@ -483,7 +483,7 @@ def test_no_space_left_creating_the_index_says_the_disk_is_full(tmp_path, monkey
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(docqa.index, "_create_private_file", no_space)
+    monkeypatch.setattr(docqa.index.store, "_create_private_file", no_space)
     with pytest.raises(DocQAError, match="full") as caught:
         Index(tmp_path / "ix").connect()
     assert "rebuild" not in str(caught.value)
@@ -493,7 +493,8 @@ def test_no_space_left_creating_the_index_says_the_disk_is_full(tmp_path, monkey
 
 #: `docqa index` with the pool threshold lowered so that a few small PDFs go to worker processes.
 INDEX_IN_POOL = (
-    "import sys, docqa.index; docqa.index.PARALLEL_MIN_BYTES = 0; from docqa.cli import main; "
+    "import sys, docqa.index.ingest; docqa.index.ingest.PARALLEL_MIN_BYTES = 0; "
+    "from docqa.cli import main; "
     "sys.argv = ['docqa', 'index', '--no-dense', '--index', sys.argv[1], sys.argv[2]]; main()"
 )
 

@@ -213,3 +213,83 @@ def test_dense_retrieval_in_predict_finds_a_paraphrase(plant):
     [window] = p.windows_read
     assert window.start <= doc.text.index("influenza") < window.end
     assert p.answers[0].text == "plenty of fluids"
+
+
+# --- dense vectors on demand (issue 16): only BM25's candidates, each encoded once ----------
+
+
+class CountingEncoder(docqa.retrieve.DenseEncoder):
+    """The real sentence encoder, counting the texts it encodes."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoded: list[str] = []
+
+    def encode(self, texts):
+        self.encoded.extend(texts)
+        return super().encode(texts)
+
+
+@pytest.fixture(scope="module")
+def counting_encoder():
+    return CountingEncoder()
+
+
+def test_dense_similarity_is_computed_for_bm25_candidates_only(counting_encoder):
+    texts = [
+        f"passage {i} about {'lithium batteries' if i % 7 == 0 else 'the weather'}"
+        for i in range(40)
+    ]
+    asked: list[list[int]] = []
+    source = docqa.retrieve.WindowVectors(
+        counting_encoder,
+        [(i, 0, len(t)) for i, t in enumerate(texts)],
+        lambda i, a, b: texts[i][a:b],
+    )
+
+    def vectors(indices):
+        asked.append(sorted(int(i) for i in indices))
+        return source(indices)
+
+    retriever = Retriever(Bm25(bm25_tokens(texts)), counting_encoder, vectors, candidates=4)
+    ranked = retriever.rank("which batteries", k=3)
+    lexical = Bm25(bm25_tokens(texts)).scores(bm25_tokens(["which batteries"])[0])
+    best4 = sorted(np.argsort(-lexical, kind="stable")[:4].tolist())
+    assert asked == [best4]
+    assert {i for i, _ in ranked} <= set(best4) and len(ranked) == 3
+    # Reading more windows than there are candidates widens the candidates to k.
+    assert len(retriever.rank("which batteries", k=9)) == 9 and len(asked[-1]) == 9
+
+
+def test_window_vectors_encode_each_window_once(counting_encoder):
+    texts = [f"text number {i} " * 5 for i in range(6)]
+    source = docqa.retrieve.WindowVectors(
+        counting_encoder,
+        [(i, 0, len(t)) for i, t in enumerate(texts)],
+        lambda i, a, b: texts[i][a:b],
+    )
+    counting_encoder.encoded.clear()
+    first = source(np.array([0, 2]))
+    assert len(counting_encoder.encoded) == 2
+    counting_encoder.encoded.clear()
+    again = source(np.array([2, 0, 3]))
+    assert len(counting_encoder.encoded) == 1  # only window 3 is new
+    np.testing.assert_array_equal(again[1], first[0])
+
+
+def test_piece_vectors_read_far_apart_windows_apart(counting_encoder):
+    text = filler(3000)
+    reads: list[tuple[int, int]] = []
+
+    def read(key, lo, hi):
+        reads.append((lo, hi))
+        return text[lo:hi]
+
+    windows = [("doc", 0, 400), ("doc", 300, 700), ("doc", 9000, 9400)]
+    found = docqa.retrieve.piece_vectors(counting_encoder, windows, read)
+    assert sorted(reads) == [(0, 700), (9000, 9400)]
+    # The overlapping pair is cut together, exactly as the encoder cuts them over the text.
+    together, owners = counting_encoder.encode_windows(text[:700], [(0, 400), (300, 700)])
+    np.testing.assert_allclose(found[0], together[owners == 0], atol=1e-6)
+    np.testing.assert_allclose(found[1], together[owners == 1], atol=1e-6)
+    assert len(found[2]) >= 1

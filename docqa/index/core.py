@@ -1,0 +1,195 @@
+"""`Index`, the one public class: it holds a `Store` and a `Searcher` and hands each call to
+the stage that does it (ingest for `update`, search for the reading side)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from docqa.index import ingest
+from docqa.index.ingest import IndexedFile, PieceProgress, UpdateProgress, UpdateReport
+from docqa.index.search import Hit, Searcher, _Corpus
+from docqa.index.store import Store, _wrap_db_errors, default_index_dir, rebuild
+from docqa.retrieve import Chunk, DenseEncoder
+from docqa.types import Document
+from docqa.windowing import TokenizedText, WindowScheme
+
+
+class Index:
+    """The on-disk index in ``directory`` (created if missing); use as a context manager.
+
+    ``lock_timeout`` is how long `update` waits for another process's update to finish before
+    raising `IndexBusyError` (0: fail at once). One `Index` may be used from several threads:
+    each thread gets its own SQLite connection. A folder this user cannot write to is opened
+    read-only (``read_only``): it answers about the files it holds and refuses to index more.
+    """
+
+    def __init__(self, directory: str | os.PathLike | None = None, lock_timeout: float = 60.0):
+        folder = Path(directory).expanduser() if directory else default_index_dir()
+        self._store = Store(folder, lock_timeout)
+        self._searcher = Searcher(self._store)
+
+    @property
+    def directory(self) -> Path:
+        return self._store.directory
+
+    @property
+    def lock_timeout(self) -> float:
+        return self._store.lock_timeout
+
+    @lock_timeout.setter
+    def lock_timeout(self, seconds: float) -> None:
+        self._store.lock_timeout = seconds
+
+    @property
+    def read_only(self) -> bool:
+        return self._store.read_only
+
+    @property
+    def path(self) -> Path:
+        return self._store.path
+
+    # -- connection ---------------------------------------------------------------------------
+
+    def __enter__(self) -> Index:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every thread's connection (using the index again opens new ones)."""
+        self._store.close()
+
+    @_wrap_db_errors
+    def connect(self) -> sqlite3.Connection:
+        """This thread's connection, opened (and the index created or checked) on first use;
+        raises `IndexCorruptError` if damaged."""
+        return self._store.connect()
+
+    @classmethod
+    def rebuild(cls, directory: str | os.PathLike | None = None) -> None:
+        """Delete the index database in ``directory`` (the next update starts afresh)."""
+        rebuild(directory)
+
+    def generation(self) -> int:
+        return self._store.generation()
+
+    # -- updating -----------------------------------------------------------------------------
+
+    @_wrap_db_errors
+    def update(
+        self,
+        paths: Iterable[str | os.PathLike],
+        scheme: WindowScheme | None = None,
+        *,
+        encoder: DenseEncoder | None = None,
+        password: str | None = None,
+        options=None,
+        progress: UpdateProgress | None = None,
+        follow_outside: bool = False,
+        pieces: PieceProgress | None = None,
+        workers: int | None = None,
+        max_wait: float | None = None,
+    ) -> UpdateReport:
+        """Bring the index up to date with ``paths`` (files and folders, recursively).
+
+        Files whose size and modification time match the index are not read; files whose
+        content hash is already known are not parsed; documents are tokenized once per
+        ``scheme``; with ``encoder``, windows get dense vectors. Files that disappeared from a
+        folder given here (or a file given here that no longer exists) are dropped.
+
+        ``progress(done, total, path)`` is called after each file; ``pieces(done, total,
+        what)`` during long work inside one file (a large file's text parts, its vectors).
+        ``workers``: processes that parse files (default ``os.cpu_count()``; 1 parses in this
+        process). ``max_wait``: seconds after which no further file is parsed (what is done
+        answers; ``UpdateReport.unread`` counts the rest, read by the next update).
+        """
+        return ingest.update(
+            self._store,
+            paths,
+            scheme,
+            encoder=encoder,
+            password=password,
+            options=options,
+            progress=progress,
+            follow_outside=follow_outside,
+            pieces=pieces,
+            workers=workers,
+            max_wait=max_wait,
+        )
+
+    # -- reading ------------------------------------------------------------------------------
+
+    @_wrap_db_errors
+    def files(self) -> list[IndexedFile]:
+        """Every file the index knows, by path."""
+        return ingest.indexed_files(self.connect())
+
+    @_wrap_db_errors
+    def document(self, doc_id: int, source: str | None = None) -> Document:
+        """The stored document ``doc_id``, as its loader made it, with ``source`` as its name."""
+        return self._searcher.document(doc_id, source)
+
+    @_wrap_db_errors
+    def tokenized(self, doc_id: int, scheme: WindowScheme) -> TokenizedText:
+        """All the stored reader tokens of ``doc_id`` for ``scheme`` (never re-tokenized).
+
+        Arrays as long as the document: for reading a few windows of a large one, `tokens`.
+        """
+        return self.tokens(doc_id, scheme)
+
+    @_wrap_db_errors
+    def tokens(
+        self, doc_id: int, scheme: WindowScheme, lo: int = 0, hi: int | None = None
+    ) -> TokenizedText:
+        """The stored reader tokens ``[lo, hi)`` of ``doc_id`` for ``scheme`` (default all),
+        character offsets into the whole text; only the text parts they span are read."""
+        return self._searcher.tokens(doc_id, scheme, lo, hi)
+
+    @_wrap_db_errors
+    def rank(
+        self,
+        question: str,
+        doc_ids: Sequence[int],
+        scheme: WindowScheme,
+        k: int,
+        encoder: DenseEncoder | None = None,
+    ) -> list[tuple[Chunk, float]]:
+        """The ``k`` best windows of documents ``doc_ids`` for ``question``, best first.
+
+        ``Chunk.doc_index`` is the document's id in the index. IDF statistics come from the
+        whole index; only windows of ``doc_ids`` can be returned.
+        """
+        return self._searcher.rank(question, doc_ids, scheme, k, encoder)
+
+    @_wrap_db_errors
+    def search(
+        self,
+        query: str,
+        doc_ids: Sequence[int],
+        scheme: WindowScheme,
+        k: int = 10,
+        encoder: DenseEncoder | None = None,
+        paths: dict[int, str] | None = None,
+    ) -> list[Hit]:
+        """Ranked windows with their file, page and best snippet; no reader model involved."""
+        return self._searcher.search(query, doc_ids, scheme, k, encoder, paths)
+
+    # -- for tests: the write lock, and the caches of the reading side ------------------------
+
+    def _write_lock(self, timeout: float | None = None):
+        return self._store.write_lock(timeout)
+
+    @property
+    def _tokens_cache(self) -> OrderedDict[tuple[int, str, int], np.ndarray]:
+        return self._searcher.tokens_cache
+
+    def _corpus(self, scheme: WindowScheme, encoder: DenseEncoder | None) -> _Corpus:
+        return self._searcher.corpus(scheme, encoder)
