@@ -15,7 +15,7 @@ from docqa.loaders import LoadResult, load, load_paths
 from docqa.retrieve import highlight_terms
 from docqa.squad import LEVELS as EVAL_LEVELS
 from docqa.train import TrainConfig, train
-from docqa.types import Answer, Document, FileStatus, Page, Prediction, Section
+from docqa.types import Answer, Document, FileStatus, Page, Prediction, Region, Section
 
 if TYPE_CHECKING:
     from docqa.index import Hit, Index, UpdateReport
@@ -57,6 +57,7 @@ __all__ = [
     "NoDocumentsError",
     "Page",
     "Prediction",
+    "Region",
     "Section",
     "TrainConfig",
     "UpdateReport",

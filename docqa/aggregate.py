@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,6 +65,59 @@ def window_candidates(
         )
         for s in spans
     ]
+
+
+#: A line that holds nothing but a number: a page number (or a list number) on its own line.
+_NUMBER_LINE = re.compile(r"[ \t]*\(?[0-9]+\)?[ \t]*")
+#: A footnote marker glued to the end of a word after its punctuation: ``implemented.39``.
+_TRAILING_MARKER = re.compile(r"[A-Za-z]{2}[.,;:)]([0-9]{1,3})$")
+#: A span that starts with such a marker (matched from the span's start, looking back).
+_LEADING_MARKER = re.compile(r"(?<=[A-Za-z][.,;:)])[0-9]{1,3}(?![0-9])")
+
+
+def answer_defect(text: str, start: int, end: int, breaks: Sequence[int] = ()) -> str | None:
+    r"""Why ``text[start:end]`` is not an answer a person would accept, or None if it may be.
+
+    These are the non-answers found on real PDF manuals (issue 17): a span that runs across a
+    page boundary or the edge of a region (``breaks``, sorted character offsets: a page's
+    last line and the next page's running head are not one phrase); a span with no letter or
+    digit; a span holding a number alone on its line (a page number); a span that starts with
+    a number glued to the word before it (a footnote marker: the ``39`` of ``implemented.39``).
+
+    >>> text = "Install it.39 Then run R.\n66\nChapter 9"
+    >>> for s, e in [(0, 10), (11, 13), (26, 28), (19, 28), (10, 11), (26, 38)]:
+    ...     print(repr(text[s:e]), answer_defect(text, s, e, breaks=[26]))
+    'Install it' None
+    '39' footnote marker
+    '66' page number
+    'run R.\n66' crosses a page or region boundary
+    '.' no words
+    '66\nChapter 9' page number
+    """
+    if any(start < b < end for b in breaks):
+        return "crosses a page or region boundary"
+    span = text[start:end]
+    if not any(ch.isalnum() for ch in span):
+        return "no words"
+    first = text.rfind("\n", 0, start) + 1
+    last = text.find("\n", end)
+    lines = text[first : len(text) if last == -1 else last].split("\n")
+    if any(line.strip() and _NUMBER_LINE.fullmatch(line) for line in lines):
+        return "page number"
+    if _LEADING_MARKER.match(text[max(0, start - 3) : end], min(start, 3)):
+        return "footnote marker"
+    return None
+
+
+def without_marker(text: str, start: int, end: int) -> int:
+    """The end of ``text[start:end]`` without a footnote marker glued to its last word.
+
+    >>> text = "It was implemented.39 Later"
+    >>> text[7:without_marker(text, 7, 21)]
+    'implemented.'
+    """
+    found = _TRAILING_MARKER.search(text, start, end)
+    return found.start(1) if found else end
 
 
 def merge_duplicates(candidates: Iterable[Candidate]) -> list[Candidate]:

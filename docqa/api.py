@@ -15,18 +15,30 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from docqa.aggregate import (
+    answer_defect,
     context_line,
     merge_duplicates,
     null_score_diff,
     top_answers,
     window_candidates,
+    without_marker,
 )
 from docqa.errors import InputError
 from docqa.loaders import LoadResult, load_paths
 from docqa.loaders.walk import walk
 from docqa.reader import Reader
-from docqa.retrieve import Retriever, WindowVectors, chunk_length, chunk_windows, make_chunks
+from docqa.retrieve import (
+    SKIPPED_ROLES,
+    Retriever,
+    WindowVectors,
+    chunk_length,
+    chunk_windows,
+    in_regions,
+    make_chunks,
+)
 from docqa.spans import best_window_per_token
 from docqa.types import Answer, Document, Prediction, WindowRef
 from docqa.windowing import (
@@ -96,6 +108,7 @@ class DocQA:
         allow_pickle: bool = False,
         max_file_mb: float | None = 512.0,
         workers: int | None = None,
+        include_contents: bool = False,
     ):
         if max_question_len < 1 or max_answer_len < 1:
             raise InputError("max_question_len and max_answer_len must be at least 1.")
@@ -146,6 +159,9 @@ class DocQA:
             raise InputError("workers must be at least 1 (or None for one per core).")
         # Processes that parse files while indexing (None: one per core).
         self.workers = workers
+        # Also retrieve and answer from tables of contents and indexes (regions the PDF
+        # loader finds), which are skipped by default.
+        self.include_contents = include_contents
         self._index = None
         self._scheme = None
         self._scheme_from_reader = False
@@ -282,7 +298,13 @@ class DocQA:
         if not report.doc_ids:
             LoadResult((), report.statuses).require_documents()
         hits = self._open_index().search(
-            query, report.doc_ids, self.scheme, k, self.encoder, paths=_shown_paths(report)
+            query,
+            report.doc_ids,
+            self.scheme,
+            k,
+            self.encoder,
+            paths=_shown_paths(report),
+            include_contents=self.include_contents,
         )
         return hits, report
 
@@ -334,7 +356,9 @@ class DocQA:
             documents = [index.document(i, shown[i]) for i in doc_ids]
             texts = [index.tokenized(i, self.scheme) for i in doc_ids]
             return self._read_all(question_ids, documents, texts, top_k), report
-        ranked = index.rank(question, doc_ids, self.scheme, windows, self.encoder)
+        ranked = index.rank(
+            question, doc_ids, self.scheme, windows, self.encoder, self.include_contents
+        )
         return self._read_ranked(question_ids, index, doc_ids, shown, ranked, top_k), report
 
     def _read_ranked(self, question_ids, index, doc_ids, shown, ranked, top_k) -> Prediction:
@@ -512,11 +536,14 @@ class DocQA:
         chunks, retriever = hit
         if retriever is None or len(chunks) <= k:
             return [(c, 0.0) for c in chunks]  # everything fits: read all, in document order
-        return [(chunks[i], score) for i, score in retriever.rank(question, k)]
+        mask = None if self.include_contents else ~_furniture(documents, chunks)
+        return [(chunks[i], score) for i, score in retriever.rank(question, k, mask)]
 
     def _read(self, documents, texts, windows, allowed, top_k, boosts=None) -> Prediction:
         candidates = []
         nulls = []
+        breaks = [_breaks(doc) for doc in documents]
+        skipped = () if self.include_contents else SKIPPED_ROLES
         for i, start_logits, end_logits in self.reader.logits(windows):
             w = windows[i]
             nulls.append(
@@ -530,8 +557,9 @@ class DocQA:
                 self.template.cls_index,
                 self.max_answer_len,
                 self.top_n_per_window,
-                allowed[i],
+                _outside(allowed[i], documents[w.doc_index], texts[w.doc_index], w, skipped),
             )
+            found = _sane(found, documents[w.doc_index], breaks[w.doc_index])
             if boosts is not None:
                 found = [(c, boosts[i]) for c in found]
             candidates.extend(found)
@@ -675,6 +703,51 @@ def check_paths(paths: Iterable[str | os.PathLike]) -> None:
     paths = [Path(p) for p in paths]
     if not any(p.exists() and (not p.is_dir() or any(walk(p))) for p in paths):
         load_paths(paths).require_documents()
+
+
+def _outside(allowed, doc: Document, text: TokenizedText, window: Window, skipped):
+    """``allowed`` (a window's mask of tokens that may start an answer, or None) without the
+    tokens in regions of the ``skipped`` roles (a table of contents, an index)."""
+    spans = [(r.start, r.end) for r in doc.regions if r.role in skipped]
+    if not spans:
+        return allowed
+    starts = text.starts[window.token_start : window.token_end]
+    inside = np.zeros(len(starts), dtype=bool)
+    for lo, hi in spans:
+        inside |= (starts >= lo) & (starts < hi)
+    return ~inside if allowed is None else allowed & ~inside
+
+
+def _sane(candidates: list, doc: Document, breaks: list[int]) -> list:
+    """``candidates`` without what no person would accept as an answer (`answer_defect`),
+    each cut before a footnote marker glued to its last word (`without_marker`)."""
+    kept = []
+    for c in candidates:
+        end = without_marker(doc.text, c.start, c.end)
+        if answer_defect(doc.text, c.start, end, breaks) is None:
+            kept.append(c if end == c.end else replace(c, end=end))
+    return kept
+
+
+def _breaks(doc: Document) -> list[int]:
+    """Where an answer may not run across: the starts of the document's pages but the first,
+    and the edges of its regions (a table of contents, moved footnotes)."""
+    edges = {page.start for page in doc.pages[1:]}
+    edges.update(edge for r in doc.regions for edge in (r.start, r.end))
+    return sorted(edges)
+
+
+def _furniture(documents: Sequence[Document], chunks) -> np.ndarray:
+    """Which ``chunks`` lie in their document's contents or index regions (`SKIPPED_ROLES`)."""
+    skip = np.zeros(len(chunks), dtype=bool)
+    for d, doc in enumerate(documents):
+        spans = [(r.start, r.end) for r in doc.regions if r.role in SKIPPED_ROLES]
+        mine = np.asarray([i for i, c in enumerate(chunks) if c.doc_index == d], dtype=np.int64)
+        if spans and len(mine):
+            starts = np.asarray([chunks[i].start for i in mine])
+            ends = np.asarray([chunks[i].end for i in mine])
+            skip[mine] = in_regions(starts, ends, spans)
+    return skip
 
 
 def _shown_paths(report) -> dict[int, str]:

@@ -99,6 +99,14 @@ MaxFileOpt = Annotated[
         help="Skip files larger than this many MB (reported as skipped, with the reason).",
     ),
 ]
+ContentsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--include-contents",
+        help="Also read tables of contents and indexes (skipped by default: they share the "
+        "question's words but hold no answer).",
+    ),
+]
 WorkersOpt = Annotated[
     int | None,
     typer.Option(
@@ -323,6 +331,7 @@ def ask(
     allow_pickle: AllowPickleOpt = False,
     max_file_mb: MaxFileOpt = 512.0,
     workers: WorkersOpt = None,
+    include_contents: ContentsOpt = False,
     max_wait: Annotated[
         float | None,
         typer.Option(
@@ -358,6 +367,7 @@ def ask(
             allow_pickle=allow_pickle,
             max_file_mb=max_file_mb,
             workers=workers,
+            include_contents=include_contents,
         )
         # A missing path or an empty folder is an input error (exit 2): say so before loading
         # the model, which is slow and may itself fail (exit 3).
@@ -494,6 +504,7 @@ def eval_command(
     index_dir: IndexOpt = None,
     dense: DenseOpt = True,
     allow_pickle: AllowPickleOpt = False,
+    include_contents: ContentsOpt = False,
 ) -> None:
     """Score a reader on labelled data: EM, F1, window recall, throughput.
 
@@ -522,6 +533,7 @@ def eval_command(
             dense=(dense and None) if questions_mode else dense,
             index=index_dir,
             allow_pickle=allow_pickle,
+            include_contents=include_contents,
         )
         if questions_mode:
             depth = None if exhaustive else (windows or DEFAULT_WINDOWS)
@@ -799,6 +811,7 @@ def search(
     dense: DenseOpt = True,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
     max_file_mb: MaxFileOpt = 512.0,
+    include_contents: ContentsOpt = False,
 ) -> None:
     """Ranked passages for QUERY in PATHS, with file, page and snippet: no reader model needed."""
     from docqa import DocQA
@@ -810,6 +823,7 @@ def search(
             index=index_dir,
             dense=None if dense else False,  # None: on when the encoder package is installed
             max_file_mb=max_file_mb,
+            include_contents=include_contents,
         )
         indexed_at = []
         with progress_bar("Indexing", enabled=not as_json, unit="files") as bar:

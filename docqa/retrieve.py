@@ -398,15 +398,25 @@ class DenseEncoder:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Piece vectors for overlapping windows of one document, and the window of each.
 
-        ``ranges`` are the windows' character ranges in ``text``. Pieces are cut once over
-        the text, so what neighbouring windows share is encoded once (windows overlap by
-        ``doc_stride`` tokens: cutting each window on its own would encode most text twice);
-        a piece belongs to every window holding at least half of it. A vector is repeated
-        for each window it belongs to.
+        ``ranges`` are the windows' character ranges in ``text``; the pieces are those of
+        `cut_pieces`. A vector is repeated for each window it belongs to.
         """
-        dim = 384
+        piece_texts, piece_of, owners = self.cut_pieces(text, ranges)
+        return self.encode(piece_texts)[piece_of], owners
+
+    def cut_pieces(
+        self, text: str, ranges: Sequence[tuple[int, int]]
+    ) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """The pieces of windows of one document: ``(piece texts, piece of each (window,
+        piece) pair, window of each pair)``.
+
+        Pieces are cut once over the text, so what neighbouring windows share is encoded once
+        (windows overlap by ``doc_stride`` tokens: cutting each window on its own would
+        encode most text twice); a piece belongs to every window holding at least half of it.
+        """
+        empty = np.zeros(0, dtype=np.int64)
         if not ranges:
-            return np.zeros((0, dim), dtype=np.float32), np.zeros(0, dtype=np.int64)
+            return [], empty, empty
         backend = self.tokenizer.backend_tokenizer
         if backend.truncation is not None:
             backend.no_truncation()
@@ -431,8 +441,11 @@ class DenseEncoder:
             piece_texts.append(text[ps:pe])
             piece_of += [len(piece_texts) - 1] * len(mine)
             owners += [int(m) for m in mine]
-        vectors = self.encode(piece_texts)
-        return vectors[np.asarray(piece_of, dtype=np.int64)], np.asarray(owners, dtype=np.int64)
+        return (
+            piece_texts,
+            np.asarray(piece_of, dtype=np.int64),
+            np.asarray(owners, dtype=np.int64),
+        )
 
 
 def max_by_owner(values: np.ndarray, owners: np.ndarray, n: int) -> np.ndarray:
@@ -497,6 +510,26 @@ def fuse(
     if mask is not None:
         fused = np.where(mask, fused, -np.inf)
     return fused
+
+
+#: Region roles that retrieval and reading skip unless asked not to (``--include-contents``):
+#: a table of contents or an index shares every heading's words with the question and wins
+#: BM25, but never holds the answer.
+SKIPPED_ROLES = ("contents", "index")
+
+
+def in_regions(
+    starts: np.ndarray, ends: np.ndarray, regions: Sequence[tuple[int, int]]
+) -> np.ndarray:
+    """Which windows ``[starts, ends)`` lie at least half inside the given regions.
+
+    >>> in_regions(np.array([0, 50, 100]), np.array([60, 110, 160]), [(0, 80)]).tolist()
+    [True, True, False]
+    """
+    inside = np.zeros(len(starts), dtype=np.int64)
+    for lo, hi in regions:
+        inside += np.clip(np.minimum(ends, hi) - np.maximum(starts, lo), 0, None)
+    return 2 * inside >= np.maximum(ends - starts, 1)
 
 
 def candidates(lexical: np.ndarray, n: int, mask: np.ndarray | None = None) -> np.ndarray:
@@ -622,7 +655,7 @@ def piece_vectors(
     """The piece vectors ``[pieces, dim]`` of each window ``(document, start, end)``.
 
     ``read(document, lo, hi)`` gives that document's text ``[lo, hi)``. Windows of one document
-    that overlap are cut into pieces together (`DenseEncoder.encode_windows`: their shared text
+    that overlap are cut into pieces together (`DenseEncoder.cut_pieces`: their shared text
     is encoded once); windows apart are read apart, so far-apart candidates of a very large
     document never read the text between them.
     """
@@ -640,15 +673,22 @@ def piece_vectors(
             runs[-1].append(i)
         else:
             runs.append([i])
+    # All runs' pieces go through the encoder together: full, length-sorted batches.
+    texts: list[str] = []
+    cut = []
     for run in runs:
         key = windows[run[0]][0]
         lo = min(windows[i][1] for i in run)
         hi = max(windows[i][2] for i in run)
-        vectors, owners = encoder.encode_windows(
+        pieces, piece_of, owners = encoder.cut_pieces(
             read(key, lo, hi), [(windows[i][1] - lo, windows[i][2] - lo) for i in run]
         )
+        cut.append((run, piece_of + len(texts), owners))
+        texts += pieces
+    vectors = encoder.encode(texts)
+    for run, piece_of, owners in cut:
         for j, i in enumerate(run):
-            found[i] = vectors[owners == j]
+            found[i] = vectors[piece_of[owners == j]]
     return found
 
 

@@ -28,6 +28,20 @@ class Section:
 
 
 @dataclass(frozen=True)
+class Region:
+    """A half-open character range of ``Document.text`` that is not running body text.
+
+    ``role`` is ``"contents"`` (a table of contents), ``"index"`` (a book's index) or
+    ``"footnotes"`` (footnote bodies, moved to the end of their page). The text stays in the
+    document; retrieval and reading may skip a role.
+    """
+
+    start: int
+    end: int
+    role: str
+
+
+@dataclass(frozen=True)
 class Document:
     """Extracted text of one source, with the page and section boundaries needed to cite it.
 
@@ -40,6 +54,7 @@ class Document:
     source: str
     pages: tuple[Page, ...] = ()
     sections: tuple[Section, ...] = ()
+    regions: tuple[Region, ...] = ()  # sorted, non-overlapping; filled by the PDF loader
     sha256: str = ""
     meta: dict = field(default_factory=dict, compare=False, hash=False)
 
@@ -69,6 +84,22 @@ class Document:
         starts = [s.start for s in self.sections]
         i = bisect.bisect_right(starts, char) - 1
         return self.sections[i].title if i >= 0 else None
+
+    def role_at(self, char: int) -> str | None:
+        """The role of the region holding character ``char`` (``"contents"``, ``"index"``,
+        ``"footnotes"``), or None in body text.
+
+        >>> doc = Document("Contents 1. Body.", "x", regions=(Region(0, 10, "contents"),))
+        >>> doc.role_at(3), doc.role_at(12)
+        ('contents', None)
+        """
+        if not self.regions:
+            return None
+        starts = [r.start for r in self.regions]
+        i = bisect.bisect_right(starts, char) - 1
+        if i >= 0 and char < self.regions[i].end:
+            return self.regions[i].role
+        return None
 
 
 @dataclass(frozen=True)

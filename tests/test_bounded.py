@@ -32,7 +32,7 @@ import docqa.index
 import docqa.windowing
 from docqa import DocQA
 from docqa.cli import app
-from docqa.index import Index
+from docqa.index import SCHEMA_VERSION, Index
 from docqa.loaders import LoadOptions, load_paths
 from docqa.loaders import html as html_loader
 from docqa.retrieve import Bm25, bm25_tokens, make_chunks
@@ -670,7 +670,7 @@ def test_a_version_1_index_is_migrated_without_parsing_again(tmp_path, scheme, m
     db.close()
     monkeypatch.setattr(docqa.index.ingest, "tokenize_text", None)  # must not be needed
     with Index(folder) as index:
-        assert index.connect().execute("PRAGMA user_version").fetchone()[0] == 2
+        assert index.connect().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         report = index.update([path], scheme)
         assert (report.parsed, report.tokenized) == (0, 0)
         assert index.document(1).text == text

@@ -592,3 +592,50 @@ def test_vectors_are_made_for_each_questions_candidates_only_and_kept(
         encoded.clear()
         index.rank("where is the heron of the marsh", r.doc_ids, scheme, 5, encoder)
         assert encoded == []
+
+
+def test_a_file_parsed_by_an_older_loader_is_parsed_again_and_others_are_not(
+    tmp_path, scheme, monkeypatch
+):
+    """Issue 17: the PDF loader's text changed (layout cleanup), so PDFs indexed before are
+    parsed again once; text files, whose loader did not change, are not."""
+    import docqa.loaders
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    make_pdf(folder / "manual.pdf", [f"Each autumn the {PHRASE} to Africa."])
+    (folder / "notes.txt").write_text(filler(50))
+    monkeypatch.setitem(docqa.loaders.LOADER_VERSIONS, "pdf", 0)
+    with Index(tmp_path / "ix") as index:
+        assert index.update([folder], scheme).parsed == 2
+        assert index.update([folder], scheme).parsed == 0
+        monkeypatch.setitem(docqa.loaders.LOADER_VERSIONS, "pdf", 1)
+        r = index.update([folder], scheme)
+        assert r.parsed == 1 and r.removed == 0
+        [hit] = index.search("kestrel Africa", r.doc_ids, scheme, k=1)
+        assert hit.path.endswith("manual.pdf")
+        assert index.update([folder], scheme).parsed == 0
+        db = index.connect()
+        assert db.execute("SELECT COUNT(*) FROM documents").fetchone()[0] == 2
+
+
+def test_a_version_2_index_is_migrated_and_its_pdfs_parsed_again(tmp_path, scheme):
+    """An index written before loader versions were kept opens, keeps its text files and
+    parses its PDFs once more (their loader changed since)."""
+    import sqlite3
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    make_pdf(folder / "manual.pdf", [f"Each autumn the {PHRASE} to Africa."])
+    (folder / "notes.txt").write_text(filler(50))
+    with Index(tmp_path / "ix") as index:
+        index.update([folder], scheme)
+    with sqlite3.connect(tmp_path / "ix" / "index.sqlite3") as db:  # back to version 2
+        db.execute("ALTER TABLE documents DROP COLUMN loader")
+        db.execute("ALTER TABLE documents DROP COLUMN regions")
+        db.execute("PRAGMA user_version=2")
+    db.close()
+    with Index(tmp_path / "ix") as index:
+        r = index.update([folder], scheme)
+        assert index.connect().execute("PRAGMA user_version").fetchone()[0] == 3
+        assert (r.parsed, len(r.doc_ids)) == (1, 2)

@@ -161,13 +161,15 @@ class Index:
         scheme: WindowScheme,
         k: int,
         encoder: DenseEncoder | None = None,
+        include_contents: bool = False,
     ) -> list[tuple[Chunk, float]]:
         """The ``k`` best windows of documents ``doc_ids`` for ``question``, best first.
 
         ``Chunk.doc_index`` is the document's id in the index. IDF statistics come from the
-        whole index; only windows of ``doc_ids`` can be returned.
+        whole index; only windows of ``doc_ids`` can be returned, and not those in a table of
+        contents or an index unless ``include_contents``.
         """
-        return self._searcher.rank(question, doc_ids, scheme, k, encoder)
+        return self._searcher.rank(question, doc_ids, scheme, k, encoder, include_contents)
 
     @_wrap_db_errors
     def search(
@@ -178,9 +180,10 @@ class Index:
         k: int = 10,
         encoder: DenseEncoder | None = None,
         paths: dict[int, str] | None = None,
+        include_contents: bool = False,
     ) -> list[Hit]:
         """Ranked windows with their file, page and best snippet; no reader model involved."""
-        return self._searcher.search(query, doc_ids, scheme, k, encoder, paths)
+        return self._searcher.search(query, doc_ids, scheme, k, encoder, paths, include_contents)
 
     # -- for tests: the write lock, and the caches of the reading side ------------------------
 

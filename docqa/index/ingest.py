@@ -372,6 +372,7 @@ def _plan(db, key: str, password: str | None = None, hashes=None) -> _Plan:
         same_stat
         and (row[3] != "ok" or row[5] is not None)
         and not _retry_password(row[3], row[4], password)
+        and _loader_current(db, row[5])
     ):
         return _Plan("same", st, row[2], row[3], row[4], row[5])
     # Size or time changed (or never seen): hash the bytes; parse only unknown content.
@@ -390,7 +391,7 @@ def _plan(db, key: str, password: str | None = None, hashes=None) -> _Plan:
         "FROM documents d WHERE d.sha256 = ?",
         (sha,),
     ).fetchone()
-    if known is not None:
+    if known is not None and _loader_current(db, known[0]):
         return _Plan("known", st, sha, "ok", known[1] or "", known[0])
     prior = db.execute(
         "SELECT state, reason FROM files WHERE sha256 = ? AND state != 'ok' LIMIT 1", (sha,)
@@ -773,14 +774,33 @@ def _load_one(key: str, shown: str, options) -> tuple[Document | None, FileStatu
     return doc, status
 
 
+def _loader_current(db, doc_id: int | None) -> bool:
+    """Whether document ``doc_id`` was made by its format's current loader (or is none)."""
+    from docqa.loaders import LOADER_VERSIONS
+
+    if doc_id is None:
+        return True
+    row = db.execute(
+        "SELECT loader, json_extract(meta, '$.format') FROM documents WHERE id = ?", (doc_id,)
+    ).fetchone()
+    return row is None or row[0] >= LOADER_VERSIONS.get(row[1], 0)
+
+
 def _insert_document(db, doc: Document, sha: str) -> int:
     row = db.execute("SELECT id FROM documents WHERE sha256 = ?", (sha,)).fetchone()
     if row is not None:
-        return row[0]
+        if _loader_current(db, row[0]):
+            return row[0]
+        # Made by an older loader: replaced, with its windows and vectors (cascade); files
+        # that held it find the new one by its hash.
+        db.execute("DELETE FROM documents WHERE id = ?", (row[0],))
+    from docqa.loaders import LOADER_VERSIONS
+
     bounds = piece_bounds(doc.text, PART_CHARS)
+    fmt = doc.meta.get("format")
     cur = db.execute(
-        "INSERT INTO documents (sha256, pages, sections, meta, chars, parts) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO documents (sha256, pages, sections, meta, chars, parts, loader, regions) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
             sha,
             json.dumps([[p.number, p.start, p.end] for p in doc.pages]),
@@ -788,6 +808,8 @@ def _insert_document(db, doc: Document, sha: str) -> int:
             json.dumps(doc.meta, default=str),
             len(doc.text),
             len(bounds),
+            LOADER_VERSIONS.get(fmt, 0) if isinstance(fmt, str) else 0,
+            json.dumps([[r.start, r.end, r.role] for r in doc.regions]),
         ),
     )
     doc_id = int(cur.lastrowid)

@@ -39,8 +39,16 @@ from docqa.index.store import (
     read_vectors,
     write_vectors,
 )
-from docqa.retrieve import Bm25, Chunk, DenseEncoder, Retriever, piece_vectors
-from docqa.types import Document, Page, Section
+from docqa.retrieve import (
+    SKIPPED_ROLES,
+    Bm25,
+    Chunk,
+    DenseEncoder,
+    Retriever,
+    in_regions,
+    piece_vectors,
+)
+from docqa.types import Document, Page, Region, Section
 from docqa.windowing import TokenizedText, WindowScheme
 
 #: Tokens of text parts kept in memory for reading (many small documents' parts).
@@ -80,6 +88,8 @@ class _Corpus:
     char_start: np.ndarray
     char_end: np.ndarray
     retriever: Retriever
+    #: Windows at least half inside a table of contents or an index (`SKIPPED_ROLES`).
+    furniture: np.ndarray | None = None
 
 
 class Searcher:
@@ -97,14 +107,14 @@ class Searcher:
         """The stored document ``doc_id``, as its loader made it, with ``source`` as its name."""
         db = self.store.connect()
         row = db.execute(
-            "SELECT d.pages, d.sections, d.meta, d.sha256, "
+            "SELECT d.pages, d.sections, d.meta, d.sha256, d.regions, "
             "(SELECT path FROM files f WHERE f.doc_id = d.id ORDER BY path LIMIT 1) "
             "FROM documents d WHERE d.id = ?",
             (doc_id,),
         ).fetchone()
         if row is None:
             raise InputError(f"The index has no document {doc_id}.")
-        pages, sections, meta, sha, path = row
+        pages, sections, meta, sha, regions, path = row
         if _parts(db, doc_id) == 1:
             (text,) = db.execute("SELECT text FROM texts WHERE doc_id = ?", (doc_id,)).fetchone()
         else:
@@ -124,6 +134,7 @@ class Searcher:
             source=source or _path_from_db(path) or "",
             pages=tuple(Page(*p) for p in json.loads(pages)),
             sections=tuple(Section(*s) for s in json.loads(sections)),
+            regions=tuple(Region(*r) for r in json.loads(regions)),
             sha256=sha,
             meta=json.loads(meta),
         )
@@ -180,16 +191,20 @@ class Searcher:
         scheme: WindowScheme,
         k: int,
         encoder: DenseEncoder | None = None,
+        include_contents: bool = False,
     ) -> list[tuple[Chunk, float]]:
         """The ``k`` best windows of documents ``doc_ids`` for ``question``, best first.
 
         ``Chunk.doc_index`` is the document's id in the index. IDF statistics come from the
-        whole index; only windows of ``doc_ids`` can be returned.
+        whole index; only windows of ``doc_ids`` can be returned, and not those in a table of
+        contents or an index unless ``include_contents``.
         """
         corpus = self.corpus(scheme, encoder)
         if not len(corpus.window_ids):
             return []
         mask = np.isin(corpus.doc_ids, np.asarray(list(doc_ids), dtype=np.int64))
+        if not include_contents:
+            mask &= ~corpus.furniture
         if not mask.any():
             return []
         ranked = corpus.retriever.rank(question, k, mask)
@@ -215,6 +230,7 @@ class Searcher:
         k: int = 10,
         encoder: DenseEncoder | None = None,
         paths: dict[int, str] | None = None,
+        include_contents: bool = False,
     ) -> list[Hit]:
         """Ranked windows with their file, page and best snippet; no reader model involved."""
         from docqa.retrieve import best_snippet
@@ -223,7 +239,7 @@ class Searcher:
         docs: dict[int, Document] = {}
         # Neighbouring windows overlap; rank a few spare ones so that k distinct passages
         # remain after dropping snippets that overlap one already shown.
-        for chunk, score in self.rank(query, doc_ids, scheme, 3 * k, encoder):
+        for chunk, score in self.rank(query, doc_ids, scheme, 3 * k, encoder, include_contents):
             if len(hits) == k:
                 break
             doc = docs.get(chunk.doc_index)
@@ -276,6 +292,7 @@ class Searcher:
             source = StoredVectors(self.store, encoder, cols[0], cols[1], cols[4], cols[5])
             retriever = Retriever(bm25, encoder, source)
         corpus = _Corpus(generation, *cols, retriever=retriever)
+        corpus.furniture = _furniture(db, corpus)
         self.corpora[cache_key] = corpus
         return corpus
 
@@ -356,6 +373,19 @@ class StoredVectors:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def _furniture(db, corpus: _Corpus) -> np.ndarray:
+    """Which windows of ``corpus`` lie in its documents' contents or index regions."""
+    skip = np.zeros(len(corpus.window_ids), dtype=bool)
+    for doc_id, regions in db.execute(
+        "SELECT id, regions FROM documents WHERE regions != '[]'"
+    ).fetchall():
+        spans = [(s, e) for s, e, role in json.loads(regions) if role in SKIPPED_ROLES]
+        mine = np.flatnonzero(corpus.doc_ids == doc_id)
+        if spans and len(mine):
+            skip[mine] = in_regions(corpus.char_start[mine], corpus.char_end[mine], spans)
+    return skip
 
 
 #: Windows whose BM25 terms are counted together while the BM25 index is built.

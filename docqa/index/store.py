@@ -46,7 +46,7 @@ from docqa.errors import (
 )
 from docqa.windowing import TokenizedText
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "index.sqlite3"
 LOCK_NAME = "index.lock"
 
@@ -59,7 +59,9 @@ CREATE TABLE IF NOT EXISTS documents (
     sections TEXT NOT NULL,
     meta TEXT NOT NULL,
     chars INTEGER NOT NULL DEFAULT 0,
-    parts INTEGER NOT NULL DEFAULT 1
+    parts INTEGER NOT NULL DEFAULT 1,
+    loader INTEGER NOT NULL DEFAULT 0,
+    regions TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE IF NOT EXISTS texts (
     doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
@@ -129,8 +131,18 @@ _MIGRATE_FROM_1 = (
     "SELECT doc_id, scheme, 0, 0, n, data FROM tokens",
     "DROP TABLE tokens",
     "ALTER TABLE tokens_v2 RENAME TO tokens",
-    f"PRAGMA user_version={SCHEMA_VERSION}",
+    "PRAGMA user_version=2",
 )
+_MIGRATE_FROM_2 = (
+    # The version of the loader that made each document (0: before versions were kept), so
+    # that a file parsed by an older loader is parsed again (`docqa.loaders.LOADER_VERSIONS`);
+    # and each document's regions (`docqa.types.Region`).
+    "ALTER TABLE documents ADD COLUMN loader INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE documents ADD COLUMN regions TEXT NOT NULL DEFAULT '[]'",
+    "PRAGMA user_version=3",
+)
+#: The statements that bring an index from each older version to the next.
+_MIGRATIONS = {1: _MIGRATE_FROM_1, 2: _MIGRATE_FROM_2}
 
 
 def default_index_dir() -> Path:
@@ -345,7 +357,7 @@ class Store:
             )
         if version == 0:
             version = self._create(db)
-        if version == 1 and not self.read_only:
+        if version in _MIGRATIONS and not self.read_only:
             version = self._migrate(db)
         if version != SCHEMA_VERSION:
             raise IndexCorruptError(
@@ -390,18 +402,19 @@ class Store:
         return SCHEMA_VERSION
 
     def _migrate(self, db: sqlite3.Connection) -> int:
-        """Bring a version-1 index (each document's text and tokens in one row) to this
-        version without parsing or tokenizing anything again: each text becomes its
-        document's only part. Returns the version the index has now (still 1 where SQLite is
-        too old to drop a column: the caller then asks for a rebuild)."""
-        if sqlite3.sqlite_version_info < (3, 35, 0):
-            return 1
+        """Bring an older index to this version without parsing or tokenizing anything
+        again (from version 1, where each document's text and tokens were one row, each text
+        becomes its document's only part). Returns the version the index has now (still 1
+        where SQLite is too old to drop a column: the caller then asks for a rebuild)."""
         with self.write_lock(), _transaction(db):
+            # Read under the lock: another process may have migrated it meanwhile.
             version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version == 1:  # not migrated meanwhile by another process
-                for statement in _MIGRATE_FROM_1:
+            while version in _MIGRATIONS:
+                if version == 1 and sqlite3.sqlite_version_info < (3, 35, 0):
+                    break
+                for statement in _MIGRATIONS[version]:
                     db.execute(statement)
-                version = SCHEMA_VERSION
+                version = db.execute("PRAGMA user_version").fetchone()[0]
         return version
 
     @contextlib.contextmanager

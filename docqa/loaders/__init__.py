@@ -25,6 +25,7 @@ from docqa.loaders.walk import walk
 from docqa.types import Document, FileStatus
 
 __all__ = [
+    "LOADER_VERSIONS",
     "REGISTRY",
     "FileEmpty",
     "FileSkipped",
@@ -39,6 +40,11 @@ __all__ = [
 
 #: Suffix (lower case, with the dot) → loader.
 REGISTRY: dict[str, Loader] = {}
+
+#: The version of each format's loader (``Document.meta["format"]``; absent: 0). Raised when a
+#: loader's text for the same bytes changes, so that an index parses those files again.
+#: PDF 1: page furniture removed, footnotes moved, contents and index regions (issue 17).
+LOADER_VERSIONS: dict[str, int] = {"pdf": 1}
 
 
 def register(suffixes: Iterable[str], loader: Loader) -> None:

@@ -5,11 +5,13 @@ by docqa itself: a fresh interpreter that imports only the standard library and 
 fast and has no model or tokenizer mapped into the address space the limit applies to.
 
 Protocol, over stdin/stdout, every frame a 4-byte big-endian length and a payload.
-Request: a JSON header ``{"size", "password", "start_page", "cpu_s"}``, then ``size`` raw bytes
-of PDF. Replies are JSON objects: ``{"t": "ready"}`` once at start-up, then one per event so
-that the parent keeps every page read before a hang or a crash: ``{"t": "open", "pages",
-"encrypted"}``; per page ``{"t": "page", "n", "text"}`` or ``{"t": "page", "n", "error"}``;
-then ``{"t": "done"}``. Or, when the file cannot be opened, ``{"t": "fail", "kind", "message"}``.
+Request: a JSON header ``{"size", "password", "start_page", "cpu_s", "outline"}``, then ``size``
+raw bytes of PDF. Replies are JSON objects: ``{"t": "ready"}`` once at start-up, then one per
+event so that the parent keeps every page read before a hang or a crash: ``{"t": "open",
+"pages", "encrypted"}``; when ``outline`` was asked for, ``{"t": "outline", "items": [[title,
+page_index, depth], ...]}`` (empty when the PDF has no outline or it cannot be read); per page
+``{"t": "page", "n", "text"}`` or ``{"t": "page", "n", "error"}``; then ``{"t": "done"}``. Or,
+when the file cannot be opened, ``{"t": "fail", "kind", "message"}``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ import time  # noqa: E402
 from typing import Any, BinaryIO  # noqa: E402
 
 _LENGTH = struct.Struct(">I")
+
+#: Outline (bookmark) items sent at most, and the longest title kept: a hostile outline costs
+#: a bounded frame.
+MAX_OUTLINE_ITEMS = 5000
+MAX_TITLE_CHARS = 300
 
 
 def read_exact(stream: BinaryIO, size: int) -> bytes | None:
@@ -62,6 +69,34 @@ def one_line(exc: BaseException) -> str:
 def extract_page(reader: Any, index: int) -> str:
     """Text of page ``index`` (0-based); a separate function so tests can make a page misbehave."""
     return reader.pages[index].extract_text() or ""
+
+
+def extract_outline(reader: Any) -> list[list[Any]]:
+    """The outline as ``[title, page_index, depth]`` items in reading order, at most
+    ``MAX_OUTLINE_ITEMS``; items that point at no page are left out. A separate function so
+    tests can make it misbehave."""
+    items: list[list[Any]] = []
+    # pypdf bounds the outline's depth and entries and stops on cycles; this walk bounds
+    # what is sent.
+    stack: list[tuple[list[Any], int, int]] = [(list(reader.outline), 0, 0)]
+    while stack and len(items) < MAX_OUTLINE_ITEMS:
+        nodes, position, depth = stack.pop()
+        if position >= len(nodes):
+            continue
+        stack.append((nodes, position + 1, depth))
+        node = nodes[position]
+        if isinstance(node, list):
+            stack.append((node, 0, depth + 1))
+            continue
+        try:
+            page = reader.get_destination_page_number(node)
+            title = str(node.title or "")
+        except Exception:  # a broken destination costs its own item only
+            continue
+        title = " ".join(title.split())[:MAX_TITLE_CHARS]
+        if title and page is not None and page >= 0:
+            items.append([title, int(page), depth])
+    return items
 
 
 def open_reader(data: bytes, password: str | None, out: BinaryIO) -> Any:
@@ -103,6 +138,12 @@ def handle(data: bytes, header: dict[str, Any], out: BinaryIO) -> None:
         send(out, {"t": "fail", "kind": "damaged", "message": one_line(exc)})
         return
     send(out, {"t": "open", "pages": count, "encrypted": bool(reader.is_encrypted)})
+    if header.get("outline"):
+        try:
+            items = extract_outline(reader)
+        except Exception:  # MemoryError included: an outline that cannot be read is skipped
+            items = []
+        send(out, {"t": "outline", "items": items})
     for index in range(int(header.get("start_page", 0)), count):
         try:
             send(out, {"t": "page", "n": index + 1, "text": extract_page(reader, index)})

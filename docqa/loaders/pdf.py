@@ -6,16 +6,21 @@ address-space limit (``RLIMIT_AS``) and a deadline, such a file costs itself onl
 on, and the person is told what happened. The worker streams one frame per page, so a page that
 hangs or crashes the worker costs that page; the worker is restarted after it.
 
-Page texts are cleaned (``clean_pdf_text``) one page at a time and then joined by a blank line,
-so page boundaries are computed on the normalised text that answers point into.
+Page texts are cleaned (``clean_pdf_text``) one page at a time, then page furniture found
+across all pages is taken out (``layout.clean_layout``: running heads, page numbers, footnote
+markers; contents, index and footnote text keep a role), and the pages are joined by a blank
+line, so page boundaries are computed on the text that answers point into. The PDF's outline
+(bookmarks), when it has one, gives the sections.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import json
 import os
+import re
 import selectors
 import struct
 import subprocess
@@ -29,12 +34,16 @@ from typing import Any
 from docqa.errors import LoaderError
 from docqa.loaders._base import LoadOptions, build_document
 from docqa.loaders.clean import clean_pdf_text
-from docqa.types import Document, Page
+from docqa.loaders.layout import Layout, clean_layout
+from docqa.types import Document, Page, Region, Section
 
 SUFFIXES = (".pdf",)
 
 #: Between pages; the blank line keeps the last word of one page apart from the next page's first.
 PAGE_SEPARATOR = "\n\n"
+
+#: Outline items kept at most (the worker sends no more either).
+MAX_OUTLINE_ITEMS = 5000
 
 #: The script the worker runs; tests point this at a wrapper that makes pages misbehave.
 WORKER_SCRIPT = str(Path(__file__).with_name("_pdf_worker.py"))
@@ -210,6 +219,7 @@ class _Extraction:
     texts: dict[int, str] = field(default_factory=dict)  # 1-based page → raw text
     failed: dict[int, str] = field(default_factory=dict)  # 1-based page → why
     encrypted: bool = False
+    outline: list[tuple[str, int, int]] = field(default_factory=list)  # title, page index, depth
 
 
 def _fail_message(kind: str, message: str, options: LoadOptions) -> str:
@@ -245,6 +255,10 @@ def extract_pages(data: bytes, options: LoadOptions) -> _Extraction:
     next_page = 0  # 0-based index to ask the worker for
     opened = False  # by the current worker
     ever_opened = False
+    # The outline is asked for once, with the first request; one that hangs or crashes the
+    # worker is given up (the pages are read again without it), never charged to a page.
+    want_outline = True
+    awaiting_outline = False
     with _lock:
         while True:
             worker = _get_worker(options.pdf_memory_mb)
@@ -258,6 +272,7 @@ def extract_pages(data: bytes, options: LoadOptions) -> _Extraction:
                         "password": options.password,
                         "start_page": next_page,
                         "cpu_s": options.pdf_timeout_s + 5,
+                        "outline": want_outline,
                     },
                     data,
                 )
@@ -289,6 +304,10 @@ def extract_pages(data: bytes, options: LoadOptions) -> _Extraction:
                     opened = ever_opened = True
                     result.page_count = int(frame["pages"])
                     result.encrypted = bool(frame["encrypted"])
+                    awaiting_outline = want_outline
+                elif kind == "outline":
+                    awaiting_outline = want_outline = False
+                    result.outline = _outline_items(frame.get("items"), result.page_count)
                 elif kind == "page":
                     number = int(frame["n"])
                     if "error" in frame:
@@ -299,6 +318,9 @@ def extract_pages(data: bytes, options: LoadOptions) -> _Extraction:
                 elif kind == "done":
                     return result
             # The worker hung or died.
+            if awaiting_outline:
+                awaiting_outline = want_outline = opened = False
+                continue
             if not opened and ever_opened:
                 # Reopening after a bad page failed: keep the pages read so far.
                 if time.monotonic() >= file_deadline:
@@ -325,6 +347,124 @@ def extract_pages(data: bytes, options: LoadOptions) -> _Extraction:
             opened = False  # the restarted worker opens the file again
 
 
+def _outline_items(items: Any, page_count: int) -> list[tuple[str, int, int]]:
+    """The worker's outline items, checked: a title, a page of this PDF, a depth."""
+    checked: list[tuple[str, int, int]] = []
+    if not isinstance(items, list):
+        return checked
+    for item in items[:MAX_OUTLINE_ITEMS]:
+        if (
+            isinstance(item, list)
+            and len(item) == 3
+            and isinstance(item[0], str)
+            and item[0].strip()
+            and all(isinstance(x, int) and not isinstance(x, bool) for x in item[1:])
+            and 0 <= item[1] < page_count
+        ):
+            checked.append((item[0].strip(), item[1], item[2]))
+    return checked
+
+
+# Curly quotes and underscores (which some fonts extract as spaces) compare as plain ones.
+_QUOTES = str.maketrans("‘’“”_", "''\"\" ")
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.translate(_QUOTES).split()).casefold()
+
+
+def _title_at(text: str, title: str, start: int) -> tuple[int, int] | None:
+    """Where the line (or two) of ``text`` holding ``title`` begins and ends, searching lines
+    from ``start`` (a line start); None when no line holds it.
+
+    A heading line may carry the section number the outline leaves out ("1.1 Legalese" for
+    "Legalese"), an outline title may carry a number the page sets on its own line ("I Gnuplot"
+    for "Part I" then "Gnuplot"), a long title may wrap onto the next line, and a run-in
+    heading starts its paragraph ("Column The column(x) function ...").
+    """
+    wanted = _normal(title)
+    if not wanted:
+        return None
+    run_in = re.compile(re.escape(title) + r" (?=[A-Z])")
+    lines = text[start:].split("\n")
+    offset = start
+    for index, line in enumerate(lines):
+        begin = offset + len(line) - len(line.lstrip())
+        found = _normal(line)
+        # A heading, not a paragraph: at most a section number longer than the title.
+        if (
+            found
+            and len(found) <= len(wanted) + 16
+            and (
+                found == wanted
+                or found.endswith(" " + wanted)
+                or (len(found) >= 3 and wanted.endswith(" " + found))
+            )
+        ):
+            return begin, offset + len(line)
+        if index + 1 < len(lines):
+            # The title wraps: its end is the whole next line, its start is on this one.
+            after = _normal(lines[index + 1])
+            joined = _normal(line + " " + lines[index + 1])
+            if (
+                after
+                and len(after) < len(wanted)
+                and wanted.endswith(" " + after)
+                and len(joined) <= len(wanted) + 16
+                and (joined == wanted or joined.endswith(" " + wanted))
+            ):
+                return begin, offset + len(line) + 1 + len(lines[index + 1])
+        if run_in.match(line.lstrip()):
+            return begin, offset + len(line)
+        offset += len(line) + 1
+    return None
+
+
+def outline_sections(
+    outline: list[tuple[str, int, int]], texts: tuple[str, ...] | list[str], pages: tuple[Page, ...]
+) -> tuple[Section, ...]:
+    """Sections from outline items: each starts where its title begins a line of its page
+    (searched after the previous item on the same page), else at the page's start.
+
+    >>> pages = (Page(1, 0, 14), Page(2, 16, 37))
+    >>> outline_sections([("Intro", 0, 0), ("Usage", 1, 0)],
+    ...                  ["1 Intro\\nHello.", "Some text.\\n2 Usage\\nRun."], pages)
+    (Section(title='Intro', start=0), Section(title='Usage', start=27))
+    """
+    sections: list[Section] = []
+    cursor: dict[int, int] = {}
+    for title, index, _depth in outline:
+        if index >= len(texts):
+            continue
+        found = _title_at(texts[index], title, cursor.get(index, 0))
+        if found is None:
+            at = cursor.get(index, 0)
+        else:
+            at = found[0]
+            cursor[index] = min(found[1] + 1, len(texts[index]))
+        sections.append(Section(title, pages[index].start + at))
+    sections.sort(key=lambda section: section.start)  # stable: outline order within a place
+    return tuple(sections)
+
+
+def layout_regions(layout: Layout, pages: tuple[Page, ...]) -> tuple[Region, ...]:
+    """The layout's role ranges as ``Region``s of the joined text; neighbours with the same
+    role and only whitespace between them (a contents list over several pages) become one."""
+    regions: list[Region] = []
+    for span in layout.roles:
+        start = pages[span.page].start + span.start
+        end = pages[span.page].start + span.end
+        if (
+            regions
+            and regions[-1].role == span.role
+            and regions[-1].end + len(PAGE_SEPARATOR) >= start
+        ):
+            regions[-1] = Region(regions[-1].start, end, span.role)
+        else:
+            regions.append(Region(start, end, span.role))
+    return tuple(regions)
+
+
 def _sniff(data: bytes) -> None:
     """Reject what is plainly not a PDF with a message that says what it is."""
     head = data[:1024]
@@ -341,27 +481,40 @@ def _sniff(data: bytes) -> None:
 def load(data: bytes, source: str, options: LoadOptions) -> Document:
     """Load a PDF: cleaned text of every page, with page ranges into the joined text.
 
-    ``meta`` records ``page_count``, ``empty_pages`` (no text: scanned or blank) and
-    ``failed_pages`` (``{page: reason}`` for pages that raised, hung or crashed the reader).
+    ``meta`` records ``page_count``, ``empty_pages`` (no text: scanned or blank),
+    ``failed_pages`` (``{page: reason}`` for pages that raised, hung or crashed the reader) and
+    ``layout`` (the page furniture removed: ``Layout.summary``). ``sections`` come from the
+    PDF's outline, ``regions`` mark contents, index and footnote text.
     """
     _sniff(data)
-    extraction = extract_pages(data, options)
+    return document_from_extraction(extract_pages(data, options), data, source)
+
+
+def document_from_extraction(extraction: _Extraction, data: bytes, source: str) -> Document:
+    """The ``Document`` of an extracted PDF (``load`` without the extraction; tests reuse one
+    extraction of a large manual)."""
     numbers = range(1, extraction.page_count + 1)
     texts = [clean_pdf_text(extraction.texts.get(n, "")).strip() for n in numbers]
     failed = {n: extraction.failed[n] for n in sorted(extraction.failed)}
     if failed and len(failed) == extraction.page_count:
         number, why = next(iter(failed.items()))
         raise LoaderError(f"No page of the PDF could be read (page {number}: {why}).")
-    text, pages = join_pages(texts)
+    # Furniture is found across pages, so on all of them at once, before they are joined:
+    # offsets and page ranges are then exact over the text without it.
+    layout = clean_layout(texts)
+    text, pages = join_pages(list(layout.texts))
     empty_pages = [n for n, t in zip(numbers, texts, strict=True) if not t and n not in failed]
-    return build_document(
+    document = build_document(
         text,
         source,
         data,
         fmt="pdf",
         pages=pages,
+        sections=outline_sections(extraction.outline, layout.texts, pages),
         page_count=extraction.page_count,
         empty_pages=empty_pages,
         failed_pages=failed,
         encrypted=extraction.encrypted,
+        layout=layout.summary(),
     )
+    return dataclasses.replace(document, regions=layout_regions(layout, pages))

@@ -1,0 +1,111 @@
+"""Answer sanity at decoding (issue 17, item 3): what a person would never accept as an answer
+is dropped, whatever the reader's score: a span across a page boundary, a page number alone on
+its line, a footnote marker, punctuation."""
+
+from __future__ import annotations
+
+from docqa import DocQA, Document, Page
+from docqa.aggregate import answer_defect
+
+
+def paged(*pages: str) -> Document:
+    """A document of these pages, joined as the PDF loader joins them."""
+    text, ranges, at = "", [], 0
+    for n, page in enumerate(pages, 1):
+        if text:
+            text += "\n\n"
+            at = len(text)
+        text += page
+        ranges.append(Page(n, at, len(text)))
+    return Document(text=text, source="manual.pdf", pages=tuple(ranges), sha256=str(hash(text)))
+
+
+def ask(doc: Document, top_k: int = 1) -> list[str]:
+    qa = DocQA(max_seq_len=128, doc_stride=32, dense=False, index=False)
+    return [a.text for a in qa.ask("Where does the kestrel go?", doc, top_k=top_k, windows=None)]
+
+
+def test_a_page_number_alone_on_its_line_is_not_an_answer_nor_in_one(plant):
+    plant({"66": 10.0, "to Africa": 5.0})
+    doc = paged("Each autumn the kestrel migrates to Africa.\n66", "More text follows here.")
+    # Neither "66" nor "to Africa.\n66" (the phrase's start with the number's end).
+    assert ask(doc) == ["to Africa"]
+    # The same number inside a sentence is an answer like any other.
+    plant({"66": 10.0, "to Africa": 5.0})
+    assert ask(paged("The kestrel flies 66 miles a day to Africa.")) == ["66"]
+
+
+def test_a_span_across_a_page_boundary_is_not_an_answer(plant):
+    plant({"Africa. Chapter 9": 10.0, "Chapter 9": 5.0})
+    doc = paged("Each autumn the kestrel migrates to Africa.", "Chapter 9 Falcons")
+    assert ask(doc) == ["Chapter 9"]
+
+
+def test_a_footnote_marker_is_not_an_answer_nor_part_of_one(plant):
+    plant({"39": 10.0, "Africa": 5.0})
+    text = "The kestrel migrates to Africa.39 It returns in spring."
+    # Widened to the whole word, "Africa" would be "Africa.39": the marker is cut off; and
+    # no answer starts with it ("39 It").
+    assert ask(paged(text), top_k=2) == ["Africa."]
+
+
+def test_rules_one_by_one():
+    text = "Install it.39 Then run R.\n66\nChapter 9 (1843) costs $30"
+    assert answer_defect(text, 11, 13) == "footnote marker"
+    assert answer_defect(text, 26, 28) == "page number"
+    assert answer_defect(text, 20, 31, breaks=[26]) == "crosses a page or region boundary"
+    assert answer_defect(text, 10, 11) == "no words"
+    assert answer_defect(text, 29, 38) is None  # "Chapter 9"
+    year = text.index("1843")
+    assert answer_defect(text, year, year + 4) is None  # in parentheses: not a marker
+    dollars = text.index("30")
+    assert answer_defect(text, dollars, dollars + 2) is None
+
+
+def test_contents_and_index_regions_are_skipped_unless_asked_for(plant):
+    """Issue 17, item 2: a table of contents shares the question's words but holds no answer;
+    it is neither retrieved nor answered from, unless include_contents."""
+    from docqa.types import Region
+
+    contents = "Contents\nMigration of the kestrel . . . . 12\nFalcons . . . . 14"
+    body = "Each autumn the kestrel migrates to Africa, where it winters."
+    doc = paged(contents, body)
+    doc = Document(
+        text=doc.text,
+        source=doc.source,
+        pages=doc.pages,
+        regions=(Region(0, len(contents), "contents"),),
+        sha256="contents-test",
+    )
+    plant({"Migration of the kestrel": 10.0, "to Africa": 5.0})
+    settings = {"max_seq_len": 48, "doc_stride": 8, "max_question_len": 16, "index": False}
+    for exhaustive in (True, False):  # every window read, and retrieval of one window
+        for include, expected in ((False, "to Africa"), (True, "Migration of the kestrel")):
+            qa = DocQA(dense=False, include_contents=include, **settings)
+            [answer] = qa.ask(
+                "Where does the kestrel migrate?", doc, windows=1, exhaustive=exhaustive
+            )
+            assert answer.text == expected, (exhaustive, include)
+
+
+def test_the_index_keeps_regions_and_search_skips_contents_unless_asked(tmp_path, scheme):
+    """Regions found by the PDF loader are stored with the document; retrieval skips the
+    windows of a table of contents or an index unless include_contents."""
+    from test_layout import furnished_pdf
+
+    from docqa.index import Index
+    from docqa.loaders import load
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    pdf = furnished_pdf(folder / "manual.pdf")
+    with Index(tmp_path / "ix") as index:
+        r = index.update([folder], scheme)
+        [doc_id] = r.doc_ids
+        assert index.document(doc_id).regions == load(pdf).regions
+        roles = {region.role for region in index.document(doc_id).regions}
+        assert roles == {"contents", "index", "footnotes"}
+        hits = index.search("widget chapter", r.doc_ids, scheme, k=3)
+        assert hits and all(h.page not in (1, 8) for h in hits)
+        hits = index.search("widget chapter", r.doc_ids, scheme, k=3, include_contents=True)
+        assert hits[0].page == 1
