@@ -36,8 +36,8 @@ from docqa.retrieve import (
     WindowVectors,
     chunk_length,
     chunk_windows,
-    in_regions,
     make_chunks,
+    skipped_windows,
 )
 from docqa.spans import best_window_per_token
 from docqa.types import Answer, Document, Prediction, WindowRef
@@ -739,15 +739,17 @@ def _breaks(doc: Document) -> list[int]:
 
 def _furniture(documents: Sequence[Document], chunks) -> np.ndarray:
     """Which ``chunks`` lie in their document's contents or index regions (`SKIPPED_ROLES`)."""
-    skip = np.zeros(len(chunks), dtype=bool)
-    for d, doc in enumerate(documents):
-        spans = [(r.start, r.end) for r in doc.regions if r.role in SKIPPED_ROLES]
-        mine = np.asarray([i for i, c in enumerate(chunks) if c.doc_index == d], dtype=np.int64)
-        if spans and len(mine):
-            starts = np.asarray([chunks[i].start for i in mine])
-            ends = np.asarray([chunks[i].end for i in mine])
-            skip[mine] = in_regions(starts, ends, spans)
-    return skip
+    regions = {
+        d: [(r.start, r.end, r.role) for r in doc.regions]
+        for d, doc in enumerate(documents)
+        if doc.regions
+    }
+    return skipped_windows(
+        np.asarray([c.doc_index for c in chunks]),
+        np.asarray([c.start for c in chunks]),
+        np.asarray([c.end for c in chunks]),
+        regions,
+    )
 
 
 def _shown_paths(report) -> dict[int, str]:

@@ -532,6 +532,29 @@ def in_regions(
     return 2 * inside >= np.maximum(ends - starts, 1)
 
 
+def skipped_windows(
+    doc_of: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    regions: dict[int, Sequence[tuple[int, int, str]]],
+) -> np.ndarray:
+    """Which windows (document ``doc_of``, characters ``[starts, ends)``) lie at least half
+    inside their document's regions (``regions[document]``: ``(start, end, role)``) of the
+    `SKIPPED_ROLES`.
+
+    >>> skipped_windows(np.array([0, 0, 1]), np.array([0, 50, 0]), np.array([40, 90, 40]),
+    ...                 {0: [(0, 45, "contents")], 1: [(0, 40, "footnotes")]}).tolist()
+    [True, False, False]
+    """
+    skip = np.zeros(len(doc_of), dtype=bool)
+    for doc, found in regions.items():
+        spans = [(start, end) for start, end, role in found if role in SKIPPED_ROLES]
+        mine = np.flatnonzero(doc_of == doc)
+        if spans and len(mine):
+            skip[mine] = in_regions(starts[mine], ends[mine], spans)
+    return skip
+
+
 def candidates(lexical: np.ndarray, n: int, mask: np.ndarray | None = None) -> np.ndarray:
     """Indices of the ``n`` best lexical scores, best first (masked-out texts never).
 

@@ -40,13 +40,12 @@ from docqa.index.store import (
     write_vectors,
 )
 from docqa.retrieve import (
-    SKIPPED_ROLES,
     Bm25,
     Chunk,
     DenseEncoder,
     Retriever,
-    in_regions,
     piece_vectors,
+    skipped_windows,
 )
 from docqa.types import Document, Page, Region, Section
 from docqa.windowing import TokenizedText, WindowScheme
@@ -377,15 +376,9 @@ class StoredVectors:
 
 def _furniture(db, corpus: _Corpus) -> np.ndarray:
     """Which windows of ``corpus`` lie in its documents' contents or index regions."""
-    skip = np.zeros(len(corpus.window_ids), dtype=bool)
-    for doc_id, regions in db.execute(
-        "SELECT id, regions FROM documents WHERE regions != '[]'"
-    ).fetchall():
-        spans = [(s, e) for s, e, role in json.loads(regions) if role in SKIPPED_ROLES]
-        mine = np.flatnonzero(corpus.doc_ids == doc_id)
-        if spans and len(mine):
-            skip[mine] = in_regions(corpus.char_start[mine], corpus.char_end[mine], spans)
-    return skip
+    rows = db.execute("SELECT id, regions FROM documents WHERE regions != '[]'").fetchall()
+    regions = {doc_id: json.loads(found) for doc_id, found in rows}
+    return skipped_windows(corpus.doc_ids, corpus.char_start, corpus.char_end, regions)
 
 
 #: Windows whose BM25 terms are counted together while the BM25 index is built.
