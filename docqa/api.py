@@ -11,6 +11,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -180,8 +181,13 @@ class DocQA:
 
     def warm_up(self) -> None:
         """Load the model now instead of on the first question."""
-        with self._lock:  # once, whichever thread asks first
-            self.reader.warm_up()
+        self.reader.warm_up()  # once, whichever thread asks first
+
+    def _warm_up_all(self) -> None:
+        """Load the reader and the sentence encoder (what a question over an index needs)."""
+        self.warm_up()
+        if self.encoder is not None:
+            self.encoder.warm_up()
 
     def ask(
         self,
@@ -251,9 +257,9 @@ class DocQA:
                     self._index.close()
                     self._index = None
             Index.rebuild(self._index_location())
-        return self._open_index().update(
+        report = self._open_index().update(
             paths,
-            self.scheme,
+            lambda: self.scheme,  # made only once parsing has started
             encoder=encoder,
             password=password,
             options=self._load_options(password),
@@ -262,6 +268,10 @@ class DocQA:
             workers=self.workers,
             max_wait=max_wait,
         )
+        # A tokenizer that cannot be loaded is told even when no file needed it (a remembered
+        # scheme costs nothing here).
+        self.scheme  # noqa: B018
+        return report
 
     def search(
         self,
@@ -340,11 +350,23 @@ class DocQA:
         """
         if top_k < 1:
             raise InputError("top_k must be at least 1.")
-        self.warm_up()
+        if not question or not question.strip():
+            raise InputError("The question is empty.")
+        # The model loads while the files are parsed: parsing runs in worker processes, so
+        # this process has a core to spare, and the first answer waits for the longer of the
+        # two instead of their sum.
+        with ThreadPoolExecutor(1, thread_name_prefix="docqa-load") as loader:
+            loading = loader.submit(self._warm_up_all)
+            try:
+                report = self.index(
+                    paths, progress=progress, password=password, pieces=pieces, max_wait=max_wait
+                )
+            finally:
+                # A model that cannot load is told even when indexing failed too (it is the
+                # error to fix first); otherwise the indexing error.
+                if loading.exception() is not None:
+                    raise loading.exception()
         question_ids = tokenize_question(self.reader.tokenizer, question, self.max_question_len)
-        report = self.index(
-            paths, progress=progress, password=password, pieces=pieces, max_wait=max_wait
-        )
         if indexed is not None:
             indexed(report)
         doc_ids = report.doc_ids
@@ -605,6 +627,7 @@ class DocQA:
         never load the model); once it is loaded, its own tokenizer decides.
         """
         from docqa.index import WindowScheme
+        from docqa.windowing import tokenizer_files_key
 
         settings = {
             "max_seq_len": self.max_seq_len,
@@ -619,7 +642,13 @@ class DocQA:
                 self._scheme = WindowScheme.for_tokenizer(self.reader.tokenizer, **settings)
                 self._scheme_from_reader = True
             elif self._scheme is None:
-                self._scheme = WindowScheme.default(self._model_request, **settings)
+                # Remembered by the index: an update that tokenizes nothing, and a search,
+                # then never load the tokenizer (importing transformers takes seconds).
+                self._scheme = self._open_index().scheme(
+                    tokenizer_files_key(self._model_request),
+                    lambda: WindowScheme.default(self._model_request, **settings),
+                    **settings,
+                )
         return self._scheme
 
     @property

@@ -8,6 +8,7 @@ padding, and never holds more than one batch of tensors at a time.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -516,13 +517,18 @@ class Reader:
         self.allow_pickle = allow_pickle
         self.max_seq_len = max_seq_len  # the longest window it will be given, checked on load
         self._model = None
+        self._loading = threading.Lock()  # one load, whichever thread asks first
         self._tokenizer = None
         self.device = None
         self.precision = None  # what ``precision_request`` resolved to, once loaded
 
     def warm_up(self) -> None:
         """Load the model now rather than on the first question."""
-        if self._model is None:
+        if self._model is not None:
+            return
+        with self._loading:
+            if self._model is not None:
+                return
             device = pick_device(self.device_request)
             precision = pick_precision(self.precision_request, device)
             # Only a non-default setting is passed on: stand-in loaders in tests take two.
@@ -530,8 +536,10 @@ class Reader:
             with _quiet_torchao():
                 model, tokenizer = load_model(self.name, device, **options)
                 check_window_length(model, self.max_seq_len, self.name)
-                self._model, self._tokenizer = apply_precision(model, precision, device), tokenizer
-            self.device, self.precision = device, precision
+                model = apply_precision(model, precision, device)
+            # The model last: a thread that finds it set uses the tokenizer and device too.
+            self._tokenizer, self.device, self.precision = tokenizer, device, precision
+            self._model = model
 
     @property
     def tokenizer(self):

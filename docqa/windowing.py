@@ -19,6 +19,7 @@ import json
 import os
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -346,17 +347,40 @@ class WindowScheme:
 
     ``chunk_len`` is the context length left beside a ``max_question_len``-token question in a
     ``max_seq_len`` window (`chunk_length`), so the reader reads each stored window as one
-    model input. The tokenizer object travels along (not stored, not compared).
+    model input. The tokenizer object travels along (not stored, not compared); a scheme
+    remembered from an earlier load (`remembered`) has none until `require_tokenizer`.
     """
 
     fingerprint: str
     chunk_len: int
     stride: int
     tokenizer: object = field(default=None, compare=False, repr=False)
+    #: Makes the same scheme with its tokenizer loaded (a remembered scheme).
+    load: Callable[[], WindowScheme] | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> str:
         return f"{self.fingerprint}:{self.chunk_len}:{self.stride}"
+
+    @property
+    def n_special(self) -> int | None:
+        """The special tokens of a question–context pair (None without a tokenizer)."""
+        return None if self.tokenizer is None else pair_template(self.tokenizer).n_special
+
+    def require_tokenizer(self):
+        """The tokenizer, loaded now if this scheme was remembered without it."""
+        if self.tokenizer is None and self.load is not None:
+            loaded = self.load()
+            if loaded != self:
+                raise InputError(
+                    "The reader's tokenizer files changed while docqa was running; run the "
+                    "command again."
+                )
+            # Kept on this (frozen) scheme: every later document reuses the loaded tokenizer.
+            object.__setattr__(self, "tokenizer", loaded.tokenizer)
+        if self.tokenizer is None:
+            raise InputError("This window scheme has no tokenizer to cut new documents with.")
+        return self.tokenizer
 
     @classmethod
     def for_tokenizer(
@@ -367,13 +391,36 @@ class WindowScheme:
         max_question_len: int = 64,
     ) -> WindowScheme:
         n_special = pair_template(tokenizer).n_special
+        return cls.remembered(
+            tokenizer_fingerprint(tokenizer),
+            n_special,
+            max_seq_len,
+            doc_stride,
+            max_question_len,
+            tokenizer=tokenizer,
+        )
+
+    @classmethod
+    def remembered(
+        cls,
+        fingerprint: str,
+        n_special: int,
+        max_seq_len: int = 384,
+        doc_stride: int = 128,
+        max_question_len: int = 64,
+        *,
+        tokenizer=None,
+        load: Callable[[], WindowScheme] | None = None,
+    ) -> WindowScheme:
+        """The scheme of a tokenizer known by its fingerprint and special-token count, with
+        the tokenizer itself (``tokenizer``) or a way to load it when needed (``load``)."""
         chunk_len = chunk_length(max_seq_len, max_question_len, n_special)
         if doc_stride >= chunk_len:
             raise InputError(
                 f"doc_stride ({doc_stride}) must be smaller than the window's context "
                 f"({chunk_len} tokens)."
             )
-        return cls(tokenizer_fingerprint(tokenizer), chunk_len, doc_stride, tokenizer)
+        return cls(fingerprint, chunk_len, doc_stride, tokenizer, load)
 
     @classmethod
     def default(cls, model: str | None = None, **settings) -> WindowScheme:
@@ -381,6 +428,28 @@ class WindowScheme:
         the tokenizer. Without a loadable one, the sentence encoder's tokenizer, which is the
         same uncased BERT vocabulary as the bundled reader and bert-large-uncased."""
         return cls.for_tokenizer(load_tokenizer(model), **settings)
+
+
+def tokenizer_files_key(model: str | None = None) -> str | None:
+    """A key that changes whenever the files of ``model``'s tokenizer may have changed (its
+    folder, and each file's name, size and modification time), found without loading it; None
+    when the folder is not known without loading (a hub name not in the cache)."""
+    from docqa.reader import cached_model_folder, resolve_model
+
+    name = resolve_model(model)
+    local = Path(name).expanduser()
+    folder = local if local.is_dir() else cached_model_folder(name)
+    if folder is None:
+        return None
+    try:
+        folder = folder.resolve()
+        parts = [str(folder)]
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            st = entry.stat()
+            parts.append(f"{entry.name}:{st.st_size}:{st.st_mtime_ns}")
+    except OSError:
+        return None
+    return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def load_tokenizer(model: str | None = None):

@@ -149,3 +149,57 @@ def _rows(folder, sql: str) -> list:
             return db.execute(sql + " ORDER BY 1").fetchall()
     except sqlite3.OperationalError:
         return []  # the schema is being created
+
+
+#: Indexes a folder with the bundled reader's tokenizer in a fresh process, and says whether
+#: that needed transformers (loading a tokenizer imports it: seconds, before any file is read).
+INDEX_ONCE = (
+    "import json, sys; from docqa import DocQA; "
+    "r = DocQA(index=sys.argv[1]).index([sys.argv[2]]); "
+    "print(json.dumps({'parsed': r.parsed, 'tokenized': r.tokenized, "
+    "'transformers': 'transformers' in sys.modules}))"
+)
+
+
+def test_reindexing_an_unchanged_folder_loads_no_tokenizer_and_a_new_file_still_gets_windows(
+    tmp_path,
+):
+    """Issue 16: the index remembers the reader tokenizer's scheme by its files, so a later
+    process re-indexes an unchanged folder without loading it, and loads it when a file needs
+    tokenizing."""
+    folder = tmp_path / "docs"
+    notes(folder, 0, 3)
+    ix = tmp_path / "ix"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def index_once() -> dict:
+        done = subprocess.run(
+            [sys.executable, "-c", INDEX_ONCE, str(ix), str(folder)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    assert index_once() == {"parsed": 3, "tokenized": 3, "transformers": True}
+    assert index_once() == {"parsed": 0, "tokenized": 0, "transformers": False}
+    windows = _count(ix, "SELECT COUNT(*) FROM windows")
+    notes(folder, 3, 4)
+    assert index_once() == {"parsed": 1, "tokenized": 1, "transformers": True}
+    assert _count(ix, "SELECT COUNT(*) FROM windows") > windows
+    assert _count(ix, "SELECT COUNT(DISTINCT scheme) FROM windows") == 1  # the same scheme
+
+
+def test_the_remembered_tokenizer_is_forgotten_when_its_files_change(tmp_path):
+    from docqa.windowing import tokenizer_files_key
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "tokenizer.json").write_text("{}")
+    before = tokenizer_files_key(str(model))
+    (model / "tokenizer.json").write_text('{"changed": 1}')
+    assert before is not None and tokenizer_files_key(str(model)) != before
+    assert tokenizer_files_key("no/such/model-anywhere") is None

@@ -670,3 +670,42 @@ def test_bad_folder_plus_sample_docs_answers_from_the_good_files(
     assert {"aurora-manual.md", "aurora-manual.pdf", "faq.html", "release-notes.txt"} <= sources
     manual = next(d for d in result.documents if d.source.endswith("aurora-manual.pdf"))
     assert "The battery lasts about 14 months" in manual.text
+
+
+# --- PDF: a long PDF read by two workers at once --------------------------------------------
+
+
+def test_a_long_pdf_read_in_two_halves_gives_the_same_document(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16: a PDF of `SPLIT_MIN_PAGES` pages or more has its second half read by a second
+    worker at the same time; the document is the one a single worker gives, page for page."""
+    path = make_pdf(tmp_path / "long.pdf", [f"Page {n} says {n * 7} lanterns." for n in range(9)])
+    monkeypatch.setattr(pdf, "SPLIT_MIN_PAGES", 10**6)
+    whole = load(path)
+    halves = []
+    real = pdf._extract_apart
+    monkeypatch.setattr(pdf, "SPLIT_MIN_PAGES", 4)
+    monkeypatch.setattr(pdf.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(pdf, "_extract_apart", lambda *a: halves.append(a[2]) or real(*a))
+    split = load(path)
+    assert halves == [4]  # pages 5-9 came from the second worker
+    assert split.text == whole.text and split.pages == whole.pages
+    assert split.text[split.pages[8].start : split.pages[8].end] == "Page 8 says 56 lanterns."
+
+
+@posix_only
+@pytest.mark.usefixtures("misbehaving_worker")
+def test_a_bad_page_in_the_second_half_costs_only_that_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pdf, "SPLIT_MIN_PAGES", 4)
+    monkeypatch.setattr(pdf.os, "cpu_count", lambda: 2)
+    texts = ["One.", "Two.", "Three.", "HANG-HERE", "Five.", "CRASH-HERE", "Seven.", "Eight."]
+    doc = load_paths([make_pdf(tmp_path / "bad.pdf", texts)], options=FAST).documents[0]
+    assert doc.meta["failed_pages"] == {
+        4: "took longer than 1.5 s",
+        6: "the PDF reader crashed (killed by SIGKILL)",
+    }
+    for n in (1, 2, 3, 5, 7, 8):
+        assert doc.text[doc.pages[n - 1].start : doc.pages[n - 1].end] == texts[n - 1]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -81,13 +81,28 @@ class Index:
     def generation(self) -> int:
         return self._store.generation()
 
+    @_wrap_db_errors
+    def scheme(self, files_key: str | None, load: Callable[[], WindowScheme], **settings):
+        """The window scheme of the tokenizer whose files have ``files_key``
+        (`tokenizer_files_key`): remembered, when this index has seen those files, without
+        loading the tokenizer (it is loaded, by ``load``, only if a document needs
+        tokenizing); otherwise ``load()`` now, and remembered. ``settings``: the window shape
+        (`WindowScheme.for_tokenizer`)."""
+        known = self._store.remembered_tokenizer(files_key) if files_key else None
+        if known is not None:
+            return WindowScheme.remembered(*known, **settings, load=load)
+        scheme = load()
+        if files_key:
+            self._store.remember_tokenizer(files_key, scheme.fingerprint, scheme.n_special)
+        return scheme
+
     # -- updating -----------------------------------------------------------------------------
 
     @_wrap_db_errors
     def update(
         self,
         paths: Iterable[str | os.PathLike],
-        scheme: WindowScheme | None = None,
+        scheme: WindowScheme | Callable[[], WindowScheme] | None = None,
         *,
         encoder: DenseEncoder | None = None,
         password: str | None = None,
@@ -102,8 +117,9 @@ class Index:
 
         Files whose size and modification time match the index are not read; files whose
         content hash is already known are not parsed; documents are tokenized once per
-        ``scheme``; with ``encoder``, windows get dense vectors. Files that disappeared from a
-        folder given here (or a file given here that no longer exists) are dropped.
+        ``scheme`` (or the scheme a function makes, once parsing has started); with
+        ``encoder``, windows get dense vectors. Files that disappeared from a folder given here
+        (or a file given here that no longer exists) are dropped.
 
         ``progress(done, total, path)`` is called after each file; ``pieces(done, total,
         what)`` during long work inside one file (a large file's text parts, its vectors).

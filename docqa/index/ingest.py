@@ -23,6 +23,7 @@ that finds nothing to write takes no lock.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import inspect
 import json
@@ -129,7 +130,7 @@ class UpdateReport:
 def update(
     store: Store,
     paths: Iterable[str | os.PathLike],
-    scheme: WindowScheme | None = None,
+    scheme: WindowScheme | Callable[[], WindowScheme] | None = None,
     *,
     encoder: DenseEncoder | None = None,
     password: str | None = None,
@@ -147,6 +148,8 @@ def update(
     ``scheme``; with ``encoder``, windows get dense vectors. Files that disappeared from a
     folder given here (or a file given here that no longer exists) are dropped.
 
+    ``scheme`` may be a function that makes it: it is then called only once the files to
+    parse are being parsed, so that loading a tokenizer does not hold them up.
     ``progress(done, total, path)`` is called after each file; ``pieces(done, total,
     what)`` during long work inside one file (a large file's text parts, its vectors).
     ``workers``: processes that parse files (default one per core; 1 parses here, in this
@@ -165,7 +168,10 @@ def update(
     clock = _Clock(phases)
     report_progress = _with_pages(progress)
     db = store.connect()
-    scheme = scheme or WindowScheme.default()
+    # Made once, when first needed.
+    get_scheme = functools.cache(
+        scheme if callable(scheme) else lambda: scheme or WindowScheme.default()
+    )
     if options is None:
         options = LoadOptions(password=password)
     entries: list[tuple[str, str, str]] = []  # (shown path, key, skip reason)
@@ -201,20 +207,22 @@ def update(
     # Plan first (stat, hash and reads only) without the lock: readers never wait for
     # another process's build when nothing here needs writing. Only if something does,
     # take the lock and plan again under it: that build may have done part of the work.
-    plans, seen = _plan_all(db, entries, options.password, hashes)
-    writing = _needs_writing(db, plans, folders, given_files, seen, scheme, encoder)
+    plans, seen, snapshot = _plan_all(db, entries, options.password, hashes, get_scheme)
+    writing = _needs_writing(db, plans, folders, given_files, seen, snapshot, encoder)
     if writing and store.read_only:
         raise _read_only(store.directory)
     with store.write_lock() if writing else contextlib.nullcontext():
         if writing:
-            plans, seen = _plan_all(db, entries, options.password, hashes)
+            plans, seen, snapshot = _plan_all(db, entries, options.password, hashes, get_scheme)
         clock("plan")
         # The files that need parsing are parsed in parallel, then applied in walk
         # order, one transaction per file.
         to_parse = [(key, shown) for _, shown, key, plan in plans if _needs_parse(plan)]
         # Parsed documents arrive in walk order and each is committed at once, so a kill
-        # loses at most the files being parsed at that moment.
+        # loses at most the files being parsed at that moment. The workers start now,
+        # before anything needs the scheme (which may load a tokenizer).
         parsed = _parse_in_order(to_parse, options, workers)
+        next(parsed)
         try:
             for done, shown, key, plan in plans:
                 if isinstance(plan, str):
@@ -230,7 +238,9 @@ def update(
                     if _needs_parse(plan):
                         result = next(parsed)
                         parse_s += clock("parse")
-                    record, did = _apply(db, shown, key, plan, result, scheme, pieces)
+                    record, did = _apply(
+                        db, shown, key, plan, result, get_scheme(), snapshot, pieces
+                    )
                     clock("tokenize")
                     for name in counts:
                         counts[name] += did.get(name, 0)
@@ -252,7 +262,7 @@ def update(
             clock("finish")
             if encoder is not None:
                 # Vectors are not part of what a generation caches (the BM25 index): no bump.
-                _ensure_vectors(db, scheme, encoder, [f.doc_id for f in files], pieces)
+                _ensure_vectors(db, get_scheme(), encoder, [f.doc_id for f in files], pieces)
                 clock("vectors")
     return UpdateReport(
         files=tuple(files),
@@ -298,47 +308,71 @@ def _with_pages(progress: UpdateProgress | None):
     return progress
 
 
-def _plan_all(db, entries, password, hashes):
-    """``([(done, shown, key, plan or skip reason)], keys seen)``: each file once, in
-    walk order (``done`` counts the entries up to it, for progress)."""
+class _Snapshot:
+    """What the index holds about files, read in a few queries before planning: an unchanged
+    folder is then planned (and found to need nothing) without a query per file."""
+
+    def __init__(self, db, scheme: Callable[[], WindowScheme]):
+        from docqa.loaders import LOADER_VERSIONS
+
+        self._db, self.scheme = db, scheme
+        #: stored path → (size, mtime_ns, sha256, state, reason, doc_id)
+        self.files = {
+            row[0]: row[1:]
+            for row in db.execute(
+                "SELECT path, size, mtime_ns, sha256, state, reason, doc_id FROM files"
+            )
+        }
+        #: documents made by their format's current loader
+        self.current = frozenset(
+            doc_id
+            for doc_id, loader, fmt in db.execute(
+                "SELECT id, loader, json_extract(meta, '$.format') FROM documents"
+            )
+            if loader >= LOADER_VERSIONS.get(fmt, 0)
+        )
+
+    @functools.cached_property
+    def windowed(self) -> frozenset[int]:
+        """Documents whose every text part is tokenized for the scheme (read when first
+        needed: the scheme may have to be loaded)."""
+        rows = self._db.execute(
+            "SELECT d.id FROM documents d WHERE d.parts <= (SELECT COUNT(*) FROM tokens t "
+            "WHERE t.doc_id = d.id AND t.scheme = ?)",
+            (self.scheme().key,),
+        )
+        return frozenset(row[0] for row in rows)
+
+
+def _plan_all(db, entries, password, hashes, scheme):
+    """``([(done, shown, key, plan or skip reason)], keys seen, snapshot)``: each file once,
+    in walk order (``done`` counts the entries up to it, for progress)."""
     from docqa.loaders import REGISTRY, _unsupported
 
+    snapshot = _Snapshot(db, scheme)
     plans: list[tuple[int, str, str, object]] = []
     seen: set[str] = set()
     for done, (shown, key, skip) in enumerate(entries, 1):
         if key in seen:
             continue  # a file named twice, or under two folders given: once
         seen.add(key)
-        if not skip and Path(key).suffix.lower() not in REGISTRY:
+        if not skip and os.path.splitext(key)[1].lower() not in REGISTRY:
             skip = _unsupported(Path(key))
-        plans.append((done, shown, key, skip or _plan(db, key, password, hashes)))
-    return plans, seen
+        plans.append((done, shown, key, skip or _plan(db, key, password, hashes, snapshot)))
+    return plans, seen, snapshot
 
 
-def _needs_writing(db, plans, folders, given_files, seen, scheme, encoder) -> bool:
+def _needs_writing(db, plans, folders, given_files, seen, snapshot, encoder) -> bool:
     """Whether applying ``plans`` would write anything (reads only)."""
-    doc_ids = []
-    for _, _, _, plan in plans:
-        if isinstance(plan, str) or plan.kind == "error":
-            continue
-        if plan.kind != "same":
-            return True
-        if plan.doc_id is not None:
-            if not _has_windows(db, plan.doc_id, scheme):
-                return True
-            doc_ids.append(plan.doc_id)
+    same = [p for *_, p in plans if not isinstance(p, str) and p.kind != "error"]
+    if any(plan.kind != "same" for plan in same):
+        return True  # known before the scheme is needed (it may have to be loaded)
+    doc_ids = [plan.doc_id for plan in same if plan.doc_id is not None]
+    if any(doc_id not in snapshot.windowed for doc_id in doc_ids):
+        return True
     if _missing(db, folders, given_files, seen):
         return True
-    return encoder is not None and _lacks_vectors(db, scheme, encoder, doc_ids)
-
-
-def _has_windows(db, doc_id: int, scheme: WindowScheme) -> bool:
-    """Whether `_ensure_windows` has nothing to do for ``doc_id`` (its first check):
-    every text part tokenized."""
-    done = db.execute(
-        "SELECT COUNT(*) FROM tokens WHERE doc_id = ? AND scheme = ?", (doc_id, scheme.key)
-    ).fetchone()[0]
-    return done >= _parts(db, doc_id)
+    return encoder is not None and _lacks_vectors(db, snapshot.scheme(), encoder, doc_ids)
 
 
 def _lacks_vectors(db, scheme, encoder, doc_ids) -> bool:
@@ -353,7 +387,7 @@ def _lacks_vectors(db, scheme, encoder, doc_ids) -> bool:
     return False
 
 
-def _plan(db, key: str, password: str | None = None, hashes=None) -> _Plan:
+def _plan(db, key: str, password: str | None, hashes, snapshot: _Snapshot) -> _Plan:
     """What updating one file takes: nothing, a re-tokenization, a parse (stat/hash only).
 
     ``hashes`` keeps ``key``'s hash with the size and time it was taken at, so that
@@ -363,20 +397,16 @@ def _plan(db, key: str, password: str | None = None, hashes=None) -> _Plan:
         st = os.stat(key)
     except OSError as exc:
         return _Plan("error", reason=f"Cannot read the file: {exc.strerror}.")
-    row = db.execute(
-        "SELECT size, mtime_ns, sha256, state, reason, doc_id FROM files WHERE path = ?",
-        (_db_path(key),),
-    ).fetchone()
+    row = snapshot.files.get(_db_path(key))
     same_stat = row is not None and (row[0], row[1]) == (st.st_size, st.st_mtime_ns)
     if (
         same_stat
         and (row[3] != "ok" or row[5] is not None)
         and not _retry_password(row[3], row[4], password)
-        and _loader_current(db, row[5])
+        and (row[5] is None or row[5] in snapshot.current)
     ):
         return _Plan("same", st, row[2], row[3], row[4], row[5])
     # Size or time changed (or never seen): hash the bytes; parse only unknown content.
-    hashes = {} if hashes is None else hashes
     taken = hashes.get(key)
     if taken is not None and taken[:2] == (st.st_size, st.st_mtime_ns):
         sha = taken[2]
@@ -401,13 +431,13 @@ def _plan(db, key: str, password: str | None = None, hashes=None) -> _Plan:
     return _Plan("parse", st, sha)
 
 
-def _apply(db, shown, key, plan: _Plan, parsed, scheme, pieces=None):
+def _apply(db, shown, key, plan: _Plan, parsed, scheme, snapshot: _Snapshot, pieces=None):
     did = {"parsed": 0, "reused": 0, "tokenized": 0, "pages": 0, "changed": 0}
     if plan.kind == "error":
         return IndexedFile(shown, key, "failed", plan.reason, None), did
     if plan.kind == "same":
         did["reused"] = 1
-        if plan.doc_id is not None:
+        if plan.doc_id is not None and plan.doc_id not in snapshot.windowed:
             did["tokenized"] = did["changed"] = _ensure_windows(
                 db, plan.doc_id, scheme, pieces=pieces, label=shown
             )
@@ -483,8 +513,7 @@ def _ensure_windows(
     ).fetchone()
     if done >= len(parts):
         return 0
-    if scheme.tokenizer is None:
-        raise InputError("This window scheme has no tokenizer to cut new documents with.")
+    tokenizer = scheme.require_tokenizer()
     if isinstance(text, Document):
         text = text.text
     chars = db.execute("SELECT chars FROM documents WHERE id = ?", (doc_id,)).fetchone()[0]
@@ -510,12 +539,12 @@ def _ensure_windows(
     ahead = ThreadPoolExecutor(1) if len(todo) > 1 else None
     try:
         piece = part_text(0)
-        tokenizing = _run(ahead, tokenize_text, scheme.tokenizer, piece)
+        tokenizing = _run(ahead, tokenize_text, tokenizer, piece)
         for i, ((part, start), _) in enumerate(todo):
             tokens = tokenizing.result()
             if i + 1 < len(todo):
                 following = part_text(i + 1)
-                tokenizing = _run(ahead, tokenize_text, scheme.tokenizer, following)
+                tokenizing = _run(ahead, tokenize_text, tokenizer, following)
             last = part == len(parts) - 1
             chunks, window_texts = cutter.add(tokens, known, piece, start, last)
             terms = _window_terms(window_texts)
@@ -698,7 +727,8 @@ PARALLEL_MAX_BYTES = 32 << 20
 
 
 def _parse_in_order(items: list[tuple[str, str]], options, workers: int | None = None) -> Iterator:
-    """Load each (key, shown) file, yielding ``(document or None, status)`` in input order.
+    """Load each (key, shown) file, yielding ``(document or None, status)`` in input order,
+    after a first ``None`` once the workers have started (``next`` starts them).
 
     PDF parsing is single-threaded pure Python (pypdf), serialised inside one process, so a
     folder of PDFs uses several cores only from separate processes: with enough to parse,
@@ -706,12 +736,14 @@ def _parse_in_order(items: list[tuple[str, str]], options, workers: int | None =
     what is done; with 1, every file is parsed here.
     """
     if not items:
+        yield None
         return
     size = sum(os.path.getsize(k) for k, _ in items if os.path.exists(k))
     if workers is None:
         workers = os.cpu_count() or 1
     workers = min(workers, len(items))
     if workers < 2 or len(items) < PARALLEL_MIN_FILES or size < PARALLEL_MIN_BYTES:
+        yield None
         for key, shown in items:
             yield _load_one(key, shown, options)
         return
@@ -732,6 +764,7 @@ def _parse_in_order(items: list[tuple[str, str]], options, workers: int | None =
             if not os.path.exists(key) or os.path.getsize(key) <= PARALLEL_MAX_BYTES
         }
         try:
+            yield None
             for key, shown in items:
                 future = futures.get(key)
                 yield future.result() if future is not None else _load_one(key, shown, options)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import json
 import os
 import sqlite3
 import stat
@@ -447,6 +448,37 @@ class Store:
     def generation(self) -> int:
         row = self.connect().execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
         return int(row[0]) if row else 0
+
+    def remembered_tokenizer(self, files_key: str) -> tuple[str, int] | None:
+        """``(fingerprint, n_special)`` of the tokenizer whose files had ``files_key``, if
+        this index has seen it (`remember_tokenizer`)."""
+        row = (
+            self.connect()
+            .execute("SELECT value FROM meta WHERE key = ?", ("tokenizer:" + files_key,))
+            .fetchone()
+        )
+        if row is None:
+            return None
+        try:
+            fingerprint, n_special = json.loads(row[0])
+            return str(fingerprint), int(n_special)
+        except (ValueError, TypeError):
+            return None  # not what this version writes: loaded again, and remembered anew
+
+    def remember_tokenizer(self, files_key: str, fingerprint: str, n_special: int) -> None:
+        """Remember a loaded tokenizer's scheme, so that later processes need not load it to
+        know which windows are its own (skipped on a read-only or busy index)."""
+        if self.read_only:
+            return
+        try:
+            db = self.connect()
+            with _transaction(db):
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                    ("tokenizer:" + files_key, json.dumps([fingerprint, n_special])),
+                )
+        except sqlite3.OperationalError:
+            pass  # busy or locked: only a shortcut is lost
 
 
 def rebuild(directory: str | os.PathLike | None = None) -> None:

@@ -5,13 +5,16 @@ by docqa itself: a fresh interpreter that imports only the standard library and 
 fast and has no model or tokenizer mapped into the address space the limit applies to.
 
 Protocol, over stdin/stdout, every frame a 4-byte big-endian length and a payload.
-Request: a JSON header ``{"size", "password", "start_page", "cpu_s", "outline"}``, then ``size``
-raw bytes of PDF. Replies are JSON objects: ``{"t": "ready"}`` once at start-up, then one per
-event so that the parent keeps every page read before a hang or a crash: ``{"t": "open",
-"pages", "encrypted"}``; when ``outline`` was asked for, ``{"t": "outline", "items": [[title,
-page_index, depth], ...]}`` (empty when the PDF has no outline or it cannot be read); per page
-``{"t": "page", "n", "text"}`` or ``{"t": "page", "n", "error"}``; then ``{"t": "done"}``. Or,
-when the file cannot be opened, ``{"t": "fail", "kind", "message"}``.
+Request: a JSON header ``{"size", "password", "start_page", "end_page", "cpu_s", "outline"}``,
+then ``size`` raw bytes of PDF; pages ``start_page`` up to ``end_page`` (exclusive; all when
+absent or null) are read. The same bytes asked for again are not opened again (a PDF is first
+asked for its page count and outline, then for its pages). Replies are JSON objects:
+``{"t": "ready"}`` once at start-up, then one per event so that the parent keeps every page
+read before a hang or a crash: ``{"t": "open", "pages", "encrypted"}``; when ``outline`` was
+asked for, ``{"t": "outline", "items": [[title, page_index, depth], ...]}`` (empty when the
+PDF has no outline or it cannot be read); per page ``{"t": "page", "n", "text"}`` or ``{"t":
+"page", "n", "error"}``; then ``{"t": "done"}``. Or, when the file cannot be opened, ``{"t":
+"fail", "kind", "message"}``.
 """
 
 from __future__ import annotations
@@ -124,11 +127,22 @@ def open_reader(data: bytes, password: str | None, out: BinaryIO) -> Any:
     return None
 
 
+#: The last PDF opened: ``(bytes, password, reader)``, reused when the same is asked again.
+_last: tuple[bytes, Any, Any] | None = None
+
+
 def handle(data: bytes, header: dict[str, Any], out: BinaryIO) -> None:
     """Extract the pages of one PDF, sending a frame per page as it goes."""
-    reader = open_reader(data, header.get("password"), out)
-    if reader is None:
-        return
+    global _last
+    password = header.get("password")
+    if _last is not None and _last[0] == data and _last[1] == password:
+        reader = _last[2]
+    else:
+        _last = None  # the earlier file's memory goes before this one is opened
+        reader = open_reader(data, password, out)
+        if reader is None:
+            return
+        _last = (data, password, reader)
     try:
         count = len(reader.pages)
     except MemoryError:
@@ -144,7 +158,8 @@ def handle(data: bytes, header: dict[str, Any], out: BinaryIO) -> None:
         except Exception:  # MemoryError included: an outline that cannot be read is skipped
             items = []
         send(out, {"t": "outline", "items": items})
-    for index in range(int(header.get("start_page", 0)), count):
+    end = header.get("end_page")
+    for index in range(int(header.get("start_page", 0)), count if end is None else min(count, end)):
         try:
             send(out, {"t": "page", "n": index + 1, "text": extract_page(reader, index)})
         except MemoryError:

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,46 +169,56 @@ class _Worker:
         return f" (exit code {code})"
 
 
-_worker: _Worker | None = None
+class _Slot:
+    """Where one worker process lives between files: started on first use, replaced when it
+    hung, crashed or runs another script."""
+
+    def __init__(self) -> None:
+        self.worker: _Worker | None = None
+
+    def get(self, memory_mb: int) -> _Worker:
+        worker = self.worker
+        if worker is not None and (
+            not worker.alive() or worker.memory_mb != memory_mb or worker.script != WORKER_SCRIPT
+        ):
+            self.drop()
+        if self.worker is None:
+            worker = _Worker(memory_mb)
+            try:
+                frame = worker.receive(time.monotonic() + STARTUP_TIMEOUT_S)
+            except _WorkerGone:
+                frame = None
+            if frame is None or frame.get("t") != "ready":
+                note = worker.exit_note() if not worker.alive() else ""
+                worker.kill()
+                raise LoaderError(f"The PDF reader process did not start{note}.")
+            self.worker = worker
+        return self.worker
+
+    def drop(self) -> None:
+        if self.worker is not None:
+            self.worker.kill()
+            self.worker = None
+
+
+#: The worker every PDF of this process starts on, one file at a time (``_lock``).
+_shared = _Slot()
 _lock = threading.Lock()
 
 #: How long a new worker may take to import pypdf; generous, a busy machine starts slowly,
 #: and start-up time must not eat into a PDF's own budget.
 STARTUP_TIMEOUT_S = 60.0
 
-
-def _get_worker(memory_mb: int) -> _Worker:
-    global _worker
-    if _worker is not None and (
-        not _worker.alive() or _worker.memory_mb != memory_mb or _worker.script != WORKER_SCRIPT
-    ):
-        _worker.kill()
-        _worker = None
-    if _worker is None:
-        worker = _Worker(memory_mb)
-        try:
-            frame = worker.receive(time.monotonic() + STARTUP_TIMEOUT_S)
-        except _WorkerGone:
-            frame = None
-        if frame is None or frame.get("t") != "ready":
-            note = worker.exit_note() if not worker.alive() else ""
-            worker.kill()
-            raise LoaderError(f"The PDF reader process did not start{note}.")
-        _worker = worker
-    return _worker
-
-
-def _drop_worker() -> None:
-    global _worker
-    if _worker is not None:
-        _worker.kill()
-        _worker = None
+#: A PDF with at least this many pages is read by two workers at once, half its pages each,
+#: on a machine with more than one core: a long manual then takes half the time, and does not
+#: leave the other cores idle at the end of a folder.
+SPLIT_MIN_PAGES = 64
 
 
 def shutdown() -> None:
     """Stop the PDF worker process now (it also stops by itself when this process exits)."""
     with _lock:
-        _drop_worker()
+        _shared.drop()
 
 
 atexit.register(shutdown)
@@ -246,105 +257,147 @@ def _page_error(message: str, options: LoadOptions) -> str:
 def extract_pages(data: bytes, options: LoadOptions) -> _Extraction:
     """Run pypdf over ``data`` in the worker, page by page, within the options' budget.
 
+    The worker is first asked for the page count and outline only; a PDF of at least
+    `SPLIT_MIN_PAGES` pages then has its second half read by a second worker at once.
     Raises ``LoaderError`` when the file cannot be opened at all (damaged, encrypted without
     the right password, over budget while opening).
     """
+    with _lock:
+        opened = _extract(_shared, data, options, 0, 0, outline=True)
+        count = opened.page_count
+        if count < SPLIT_MIN_PAGES or (os.cpu_count() or 1) < 2:
+            pages = _extract(_shared, data, options, 0, None)
+        else:
+            half = count // 2
+            with ThreadPoolExecutor(1, thread_name_prefix="docqa-pdf") as pool:
+                tail = pool.submit(_extract_apart, data, options, half)
+                pages = _extract(_shared, data, options, 0, half)
+                rest = tail.result()
+            pages.texts.update(rest.texts)
+            pages.failed.update(rest.failed)
+    pages.page_count = pages.page_count or count
+    pages.encrypted, pages.outline = opened.encrypted, opened.outline
+    return pages
+
+
+def _extract_apart(data: bytes, options: LoadOptions, start: int) -> _Extraction:
+    """`_extract` from page index ``start`` to the end, in a worker of its own."""
+    slot = _Slot()
+    try:
+        return _extract(slot, data, options, start, None)
+    finally:
+        slot.drop()
+
+
+def _extract(
+    slot: _Slot,
+    data: bytes,
+    options: LoadOptions,
+    start: int,
+    stop: int | None,
+    outline: bool = False,
+) -> _Extraction:
+    """Pages ``[start, stop)`` (0-based; ``stop`` None: to the end) read by ``slot``'s worker,
+    restarted after a page that hangs or crashes it; with ``outline``, the outline too."""
     result = _Extraction()
     file_deadline = 0.0
     clock_started = False
-    next_page = 0  # 0-based index to ask the worker for
+    next_page = start  # 0-based index to ask the worker for
     opened = False  # by the current worker
     ever_opened = False
     # The outline is asked for once, with the first request; one that hangs or crashes the
     # worker is given up (the pages are read again without it), never charged to a page.
-    want_outline = True
+    want_outline = outline
     awaiting_outline = False
-    with _lock:
+
+    def end() -> int:
+        return result.page_count if stop is None else min(stop, result.page_count)
+
+    while True:
+        worker = slot.get(options.pdf_memory_mb)
+        if not clock_started:
+            # Start the file's clock once a worker is ready, not while one starts up.
+            file_deadline = time.monotonic() + options.pdf_timeout_s
+            clock_started = True
+        try:
+            worker.send(
+                {
+                    "password": options.password,
+                    "start_page": next_page,
+                    "end_page": stop,
+                    "cpu_s": options.pdf_timeout_s + 5,
+                    "outline": want_outline,
+                },
+                data,
+            )
+        except _WorkerGone:
+            slot.drop()
+            raise LoaderError("The PDF reader process could not be started.") from None
+        reason = ""
+        hung = False
         while True:
-            worker = _get_worker(options.pdf_memory_mb)
-            if not clock_started:
-                # Start the file's clock once a worker is ready, not while one starts up.
-                file_deadline = time.monotonic() + options.pdf_timeout_s
-                clock_started = True
+            # A page gets its own budget so one hanging page does not use up the file's.
+            deadline = min(file_deadline, time.monotonic() + options.pdf_page_timeout_s)
             try:
-                worker.send(
-                    {
-                        "password": options.password,
-                        "start_page": next_page,
-                        "cpu_s": options.pdf_timeout_s + 5,
-                        "outline": want_outline,
-                    },
-                    data,
-                )
+                frame = worker.receive(deadline)
             except _WorkerGone:
-                _drop_worker()
-                raise LoaderError("The PDF reader process could not be started.") from None
-            reason = ""
-            hung = False
-            while True:
-                # A page gets its own budget so one hanging page does not use up the file's.
-                deadline = min(file_deadline, time.monotonic() + options.pdf_page_timeout_s)
-                try:
-                    frame = worker.receive(deadline)
-                except _WorkerGone:
-                    reason = "the PDF reader crashed" + worker.exit_note()
-                    frame = None
-                if frame is None:
-                    if not reason:
-                        hung = True
-                        timed_out = time.monotonic() >= file_deadline
-                        budget = options.pdf_timeout_s if timed_out else options.pdf_page_timeout_s
-                        reason = f"took longer than {budget:g} s"
-                    _drop_worker()  # kill it: it is stuck, or dead already
-                    break
-                kind = frame["t"]
-                if kind == "fail":
-                    raise LoaderError(_fail_message(frame["kind"], frame["message"], options))
-                if kind == "open":
-                    opened = ever_opened = True
-                    result.page_count = int(frame["pages"])
-                    result.encrypted = bool(frame["encrypted"])
-                    awaiting_outline = want_outline
-                elif kind == "outline":
-                    awaiting_outline = want_outline = False
-                    result.outline = _outline_items(frame.get("items"), result.page_count)
-                elif kind == "page":
-                    number = int(frame["n"])
-                    if "error" in frame:
-                        result.failed[number] = _page_error(frame["error"], options)
-                    else:
-                        result.texts[number] = frame["text"]
-                    next_page = number
-                elif kind == "done":
-                    return result
-            # The worker hung or died.
-            if awaiting_outline:
-                awaiting_outline = want_outline = opened = False
-                continue
-            if not opened and ever_opened:
-                # Reopening after a bad page failed: keep the pages read so far.
-                if time.monotonic() >= file_deadline:
-                    reason = BUDGET_SPENT
-                for number in range(next_page + 1, result.page_count + 1):
-                    result.failed[number] = reason
+                reason = "the PDF reader crashed" + worker.exit_note()
+                frame = None
+            if frame is None:
+                if not reason:
+                    hung = True
+                    timed_out = time.monotonic() >= file_deadline
+                    budget = options.pdf_timeout_s if timed_out else options.pdf_page_timeout_s
+                    reason = f"took longer than {budget:g} s"
+                slot.drop()  # kill it: it is stuck, or dead already
+                break
+            kind = frame["t"]
+            if kind == "fail":
+                raise LoaderError(_fail_message(frame["kind"], frame["message"], options))
+            if kind == "open":
+                opened = ever_opened = True
+                result.page_count = int(frame["pages"])
+                result.encrypted = bool(frame["encrypted"])
+                awaiting_outline = want_outline
+            elif kind == "outline":
+                awaiting_outline = want_outline = False
+                result.outline = _outline_items(frame.get("items"), result.page_count)
+            elif kind == "page":
+                number = int(frame["n"])
+                if "error" in frame:
+                    result.failed[number] = _page_error(frame["error"], options)
+                else:
+                    result.texts[number] = frame["text"]
+                next_page = number
+            elif kind == "done":
                 return result
-            if not opened:
-                if hung:
-                    raise LoaderError(
-                        f"Gave up on the PDF: opening it {reason} "
-                        "(a looping cross-reference table?)."
-                    )
-                raise LoaderError(f"The PDF cannot be opened: {reason}.")
-            stuck_page = next_page + 1  # the page the worker was on
-            result.failed[stuck_page] = reason
-            next_page = stuck_page
+        # The worker hung or died.
+        if awaiting_outline:
+            awaiting_outline = want_outline = opened = False
+            continue
+        if not opened and ever_opened:
+            # Reopening after a bad page failed: keep the pages read so far.
             if time.monotonic() >= file_deadline:
-                for number in range(stuck_page + 1, result.page_count + 1):
-                    result.failed[number] = BUDGET_SPENT
-                return result
-            if next_page >= result.page_count:
-                return result
-            opened = False  # the restarted worker opens the file again
+                reason = BUDGET_SPENT
+            for number in range(next_page + 1, end() + 1):
+                result.failed[number] = reason
+            return result
+        if not opened:
+            if hung:
+                raise LoaderError(
+                    f"Gave up on the PDF: opening it {reason} (a looping cross-reference table?)."
+                )
+            raise LoaderError(f"The PDF cannot be opened: {reason}.")
+        stuck_page = next_page + 1  # the page the worker was on
+        result.failed[stuck_page] = reason
+        next_page = stuck_page
+        if time.monotonic() >= file_deadline:
+            for number in range(stuck_page + 1, end() + 1):
+                result.failed[number] = BUDGET_SPENT
+            return result
+        if next_page >= end():
+            return result
+        opened = False  # the restarted worker opens the file again
 
 
 def _outline_items(items: Any, page_count: int) -> list[tuple[str, int, int]]:

@@ -76,7 +76,8 @@ def walk(root: Path, *, follow_outside: bool = False) -> Iterator[Entry]:
                     yield Entry(path, f"Symbolic link points outside the folder (to {target}).")
                     continue
             try:
-                st = path.stat()
+                # The directory entry's own stat (follows a link, like ``Path.stat``).
+                st = entry.stat()
             except OSError as exc:
                 yield Entry(path, f"Cannot read file information: {exc.strerror or exc}.")
                 continue
