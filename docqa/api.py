@@ -641,6 +641,10 @@ class DocQA:
                 # so that a reader whose tokenizer differs still reads windows of its tokens.
                 self._scheme = WindowScheme.for_tokenizer(self.reader.tokenizer, **settings)
                 self._scheme_from_reader = True
+                if self.index_location is not False:
+                    self._open_index().remember_scheme(
+                        tokenizer_files_key(self._model_request), self._scheme
+                    )
             elif self._scheme is None:
                 # Remembered by the index: an update that tokenizes nothing, and a search,
                 # then never load the tokenizer (importing transformers takes seconds).

@@ -193,6 +193,29 @@ def test_reindexing_an_unchanged_folder_loads_no_tokenizer_and_a_new_file_still_
     assert _count(ix, "SELECT COUNT(DISTINCT scheme) FROM windows") == 1  # the same scheme
 
 
+def test_a_question_also_remembers_the_tokenizer_for_the_next_process(tmp_path):
+    """Issue 16: after ``ask`` (the scheme then comes from the loaded reader), re-indexing the
+    unchanged folder in a new process loads no tokenizer either."""
+    folder = tmp_path / "docs"
+    notes(folder, 0, 2)
+    ix = tmp_path / "ix"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    ask = (
+        "import sys; from docqa import DocQA; DocQA(index=sys.argv[1]).ask('Note?', [sys.argv[2]])"
+    )
+    for script in (ask, INDEX_ONCE):
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(ix), str(folder)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"parsed": 0, "tokenized": 0, "transformers": False}
+
+
 def test_the_remembered_tokenizer_is_forgotten_when_its_files_change(tmp_path):
     from docqa.windowing import tokenizer_files_key
 

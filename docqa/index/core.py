@@ -92,9 +92,18 @@ class Index:
         if known is not None:
             return WindowScheme.remembered(*known, **settings, load=load)
         scheme = load()
-        if files_key:
-            self._store.remember_tokenizer(files_key, scheme.fingerprint, scheme.n_special)
+        self.remember_scheme(files_key, scheme)
         return scheme
+
+    @_wrap_db_errors
+    def remember_scheme(self, files_key: str | None, scheme: WindowScheme) -> None:
+        """Remember the scheme of a loaded tokenizer whose files have ``files_key``, for
+        `scheme` in later processes (nothing is written when it is remembered already)."""
+        if not files_key or scheme.n_special is None:
+            return
+        known = (scheme.fingerprint, scheme.n_special)
+        if self._store.remembered_tokenizer(files_key) != known:
+            self._store.remember_tokenizer(files_key, *known)
 
     # -- updating -----------------------------------------------------------------------------
 
