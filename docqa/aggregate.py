@@ -69,6 +69,8 @@ def window_candidates(
 
 #: A line that holds nothing but a number: a page number (or a list number) on its own line.
 _NUMBER_LINE = re.compile(r"[ \t]*\(?[0-9]+\)?[ \t]*")
+#: A cross-reference to a page and nothing else: ``p. 91``, ``pp. 12-14``, ``page 7``.
+_PAGE_REFERENCE = re.compile(r"(?:pp?\.|pages?)\s*[0-9]+(?:\s*[-–]\s*[0-9]+)?", re.IGNORECASE)
 #: A footnote marker glued to the end of a word after its punctuation: ``implemented.39``.
 _TRAILING_MARKER = re.compile(r"[A-Za-z]{2}[.,;:)]([0-9]{1,3})$")
 #: A span that starts with such a marker (matched from the span's start, looking back).
@@ -82,7 +84,9 @@ def answer_defect(text: str, start: int, end: int, breaks: Sequence[int] = ()) -
     page boundary or the edge of a region (``breaks``, sorted character offsets: a page's
     last line and the next page's running head are not one phrase); a span with no letter or
     digit; a span holding a number alone on its line (a page number); a span that starts with
-    a number glued to the word before it (a footnote marker: the ``39`` of ``implemented.39``).
+    a number glued to the word before it (a footnote marker: the ``39`` of ``implemented.39``);
+    a span that is only a cross-reference to a page (``p. 91``: "see p. 91" points to the
+    answer, it is not one).
 
     >>> text = "Install it.39 Then run R.\n66\nChapter 9"
     >>> for s, e in [(0, 10), (11, 13), (26, 28), (19, 28), (10, 11), (26, 38)]:
@@ -93,6 +97,8 @@ def answer_defect(text: str, start: int, end: int, breaks: Sequence[int] = ()) -
     'run R.\n66' crosses a page or region boundary
     '.' no words
     '66\nChapter 9' page number
+    >>> answer_defect("as shown (see p. 91).", 14, 19)
+    'page reference'
     """
     if any(start < b < end for b in breaks):
         return "crosses a page or region boundary"
@@ -106,7 +112,91 @@ def answer_defect(text: str, start: int, end: int, breaks: Sequence[int] = ()) -
         return "page number"
     if _LEADING_MARKER.match(text[max(0, start - 3) : end], min(start, 3)):
         return "footnote marker"
+    if _PAGE_REFERENCE.fullmatch(span.strip()):
+        return "page reference"
     return None
+
+
+#: A whitespace-separated token that is code, not prose: an identifier chain, maybe called
+#: (``R.version$year``, ``make.names()``, ``demo("scoping")``, ``~/.inputrc``), holding a
+#: sign that prose words do not (``_CODE_SIGN``). Brackets elsewhere (``debts).[1]``) and
+#: hyphens alone (``x-axis``) are prose.
+_IDENTIFIER = re.compile(r"[\w.$:~/\\@#=-]+(?:\([^()]*\))?")
+_CODE_SIGN = re.compile(r"[$_=()/\\@#~]|\w[.:]\w")
+#: What ends a sentence or clause after a token rather than belonging to it.
+_CLAUSE_END = ".,;:!?"
+_CLOSERS = {"(": ")", "[": "]", "{": "}", '"': '"', "'": "'", "‘": "’", "“": "”"}
+_OPENERS = {close: open_ for open_, close in _CLOSERS.items()}
+
+
+def _unpaired(span: str, char: str, pair: str) -> bool:
+    """Whether ``char`` (a bracket or quote whose partner is ``pair``) has none in ``span``."""
+    if char == pair:  # a straight quote pairs with itself
+        return span.count(char) % 2 == 1
+    return span.count(char) > span.count(pair)
+
+
+def _is_code(token: str) -> bool:
+    """Whether a whitespace-separated token is code (``_IDENTIFIER``), once the clause
+    punctuation after it and the quotes or brackets around it are set aside."""
+    core, before = token, None
+    while core and core != before:
+        before, core = core, core.rstrip(_CLAUSE_END)
+        if core[-1:] in _OPENERS and _unpaired(core, core[-1], _OPENERS[core[-1]]):
+            core = core[:-1]
+        elif core[:1] in _CLOSERS and _unpaired(core, core[0], _CLOSERS[core[0]]):
+            core = core[1:]
+        elif len(core) > 1 and core[0] in _CLOSERS and core[-1] == _CLOSERS[core[0]]:
+            core = core[1:-1]
+    return bool(_IDENTIFIER.fullmatch(core) and _CODE_SIGN.search(core))
+
+
+def whole_code_token(text: str, start: int, end: int) -> tuple[int, int]:
+    """``[start, end)`` widened to the whole whitespace-separated token it starts or ends in,
+    when that token is code (``_IDENTIFIER``): an identifier or a call is one answer, never a
+    piece of it. Prose is left as read (``x-axis``, ``1990–91``, ``Beyoncé's``, ``debts).[1]``).
+
+    What widening adds loses the clause punctuation after the token and the brackets or
+    quotes that the answer leaves unpaired.
+
+    >>> text = 'Use R.version$year, or demo("scoping"). See make.names().'
+    >>> for s, e in [(13, 18), (23, 27), (44, 54), (4, 5), (4, 18)]:
+    ...     a, b = whole_code_token(text, s, e)
+    ...     print(repr(text[s:e]), '->', repr(text[a:b]))
+    '$year' -> 'R.version$year'
+    'demo' -> 'demo("scoping")'
+    'make.names' -> 'make.names()'
+    'R' -> 'R.version$year'
+    'R.version$year' -> 'R.version$year'
+    >>> whole_code_token("the x-axis range", 4, 5), whole_code_token("on debts).[1] and", 3, 8)
+    ((4, 5), (3, 8))
+    >>> text = 'the "ne" operator (see p. 91)'
+    >>> [text[a:b] for a, b in (whole_code_token(text, 5, 7), whole_code_token(text, 23, 28))]
+    ['ne', 'p. 91']
+    >>> text = "(see fit.log) and plot.new."
+    >>> [text[a:b] for a, b in (whole_code_token(text, 5, 8), whole_code_token(text, 18, 22))]
+    ['fit.log', 'plot.new']
+    """
+    lo = start
+    while lo > 0 and not text[lo - 1].isspace():
+        lo -= 1
+    hi = end
+    while hi < len(text) and not text[hi].isspace():
+        hi += 1
+    first_end = next((i for i in range(lo, hi) if text[i].isspace()), hi)
+    last_start = next((i + 1 for i in range(hi - 1, lo - 1, -1) if text[i].isspace()), lo)
+    s = lo if lo < start and _is_code(text[lo:first_end]) else start
+    e = hi if hi > end and _is_code(text[last_start:hi]) else end
+    while e > end and (
+        text[e - 1] in _CLAUSE_END
+        or (text[e - 1] in _OPENERS and _unpaired(text[s:e], text[e - 1], _OPENERS[text[e - 1]]))
+    ):
+        e -= 1
+    while s < start and (text[s] in _CLOSERS and _unpaired(text[s:e], text[s], _CLOSERS[text[s]])):
+        s += 1
+    if s < start and e > end and text[s] in _CLOSERS and text[e - 1] == _CLOSERS[text[s]]:
+        s, e = s + 1, e - 1  # the quotes or brackets around the token are not part of it
+    return s, e
 
 
 def without_marker(text: str, start: int, end: int) -> int:

@@ -24,6 +24,7 @@ from docqa.aggregate import (
     merge_duplicates,
     null_score_diff,
     top_answers,
+    whole_code_token,
     window_candidates,
     without_marker,
 )
@@ -753,12 +754,14 @@ def _outside(allowed, doc: Document, text: TokenizedText, window: Window, skippe
 
 def _sane(candidates: list, doc: Document, breaks: list[int]) -> list:
     """``candidates`` without what no person would accept as an answer (`answer_defect`),
-    each cut before a footnote marker glued to its last word (`without_marker`)."""
+    each widened to whole code tokens (`whole_code_token`) and cut before a footnote marker
+    glued to its last word (`without_marker`)."""
     kept = []
     for c in candidates:
-        end = without_marker(doc.text, c.start, c.end)
-        if answer_defect(doc.text, c.start, end, breaks) is None:
-            kept.append(c if end == c.end else replace(c, end=end))
+        start, end = whole_code_token(doc.text, c.start, c.end)
+        end = without_marker(doc.text, start, end)
+        if answer_defect(doc.text, start, end, breaks) is None:
+            kept.append(c if (start, end) == (c.start, c.end) else replace(c, start=start, end=end))
     return kept
 
 

@@ -109,3 +109,30 @@ def test_the_index_keeps_regions_and_search_skips_contents_unless_asked(tmp_path
         assert hits and all(h.page not in (1, 8) for h in hits)
         hits = index.search("widget chapter", r.doc_ids, scheme, k=3, include_contents=True)
         assert hits[0].page == 1
+
+
+def test_an_identifier_or_a_call_is_answered_whole(plant):
+    """Issue 17: on the manuals the reader returned ``$year`` for ``R.version$year`` and
+    ``demo`` for ``demo("scoping")``; a code token is one answer."""
+    plant({"$ year": 10.0})  # the tokens of "$year": the pre-tokenizer splits "$" off
+    assert ask(paged("Use R.version$year, or read the NEWS file.")) == ["R.version$year"]
+    plant({"demo": 10.0})
+    assert ask(paged('Type demo("scoping") at the prompt.')) == ['demo("scoping")']
+    plant({"log": 10.0})
+    assert ask(paged("It writes (to fit.log) as it goes.")) == ["fit.log"]
+
+
+def test_prose_is_not_widened(plant):
+    """SQuAD-like prose keeps the reader's span: hyphens, possessives and citation marks are
+    not code."""
+    plant({"axis": 10.0})
+    assert ask(paged("Set the x-axis range first.")) == ["axis"]
+    plant({"debts": 10.0})
+    assert ask(paged("They took on debts).[1] Later they paid.")) == ["debts"]
+
+
+def test_a_page_reference_alone_is_not_an_answer():
+    assert answer_defect("as shown (see p. 91).", 14, 19) == "page reference"
+    assert answer_defect("see pp. 12-14 for it", 4, 13) == "page reference"
+    assert answer_defect("the page 7 layout", 4, 10) == "page reference"
+    assert answer_defect("run p.adjust now", 4, 12) is None
