@@ -102,10 +102,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     from docqa import DocQA, Document
-    from docqa.reader import _quiet_torchao
+    from docqa.reader import quiet_torchao
     from docqa.windowing import make_windows, tokenize_question
 
-    with _quiet_torchao():
+    with quiet_torchao():
         model_dir = build_model(args.arch, OUT / "models" / f"{args.arch}-random")
     qa = DocQA(model=str(model_dir), precision="fp32")
     qa.warm_up()

@@ -490,7 +490,7 @@ def find_reader(path: str | None) -> Path | None:
 def machine() -> dict:
     import torch
 
-    from docqa.reader import cpu_features, pick_precision
+    from docqa.modelio import cpu_features, pick_precision
 
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
@@ -591,9 +591,9 @@ def main(argv: list[str] | None = None) -> None:
     started = time.time()
     baseline = ensure_baseline(args.baseline_venv)
     runner = Runner(args, baseline)
-    from docqa.reader import _quiet_torchao
+    from docqa.reader import quiet_torchao
 
-    with _quiet_torchao():  # transformers imports torchao (noisily) when saving a model
+    with quiet_torchao():  # transformers imports torchao (noisily) when saving a model
         models = {
             a: build_model(a, OUT / "models" / f"{a}-random")
             for a in sorted({*archs, *args.agree_archs.split(","), args.equiv_arch})

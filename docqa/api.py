@@ -62,20 +62,20 @@ Sources = Source | Iterable[Source]
 Indexed = Callable[["UpdateReport"], None]
 
 #: Windows read per question when retrieving (``DocQA(windows=...)``, ``docqa ask --windows``).
-#: Measured with the bundled reader on SQuAD dev at document level (benchmarks/retrieval_f1.py,
-#: 64 questions from all 16 articles, retriever weight 4): F1 59.8 / 62.2 / 62.2 / 62.2 / 62.2
-#: reading 1 / 3 / 5 / 10 / 20 windows, 57.2 reading every window (on 208 questions: 63.1 at
-#: 10 windows, 53.8 reading every one). 3 to 20 tie; 10 keeps window recall at 98.7 %
-#: (5: 96.4 %), for readers less easily distracted.
+#: Chosen by document-level F1 and window recall of the bundled reader on SQuAD dev: with
+#: `RETRIEVER_WEIGHT`, reading 3 to 20 windows ties, and 10 keeps recall higher for readers
+#: less easily distracted. Figures: README, "How many windows, and how retriever and reader
+#: combine" (``python benchmarks/retrieval_f1.py --per-article 4 --exhaustive chunks``;
+#: results in ``benchmarks/results/retrieval-f1-*.txt``).
 DEFAULT_WINDOWS = 10
 #: Retrieved chunks of one document less than this many tokens apart are read as one span of
 #: its tokens (`DocQA._read_ranked`); further apart, no word (at most 100 characters for
 #: WordPiece) can belong to two spans.
 SPAN_GAP = 128
 #: Linear fusion of retriever and reader (``DocQA(retriever_weight=...)``): a span's score gains
-#: this times its window's retrieval score scaled to [0, 1] over the windows read. Same
-#: measurement at 10 windows: 0 gave F1 57.9, 1: 60.6, 2: 62.2, 4: 62.2 (and at 20 windows
-#: 0 gave 56.4, 1: 57.5, 2 and 4: 62.2; only 4 is flat from 3 windows on).
+#: this times its window's retrieval score scaled to [0, 1] over the windows read. Chosen by
+#: the same measurement as `DEFAULT_WINDOWS` (same README section and command): of the
+#: weights tried, the only one whose F1 stays flat from 3 windows read on.
 RETRIEVER_WEIGHT = 4.0
 
 

@@ -172,7 +172,7 @@ def errors_to_exit_codes():
                 err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
     except ModelLoadError as exc:
         raise fail(str(exc), EXIT_MODEL) from None
-    except (InputError, DocQAError) as exc:
+    except DocQAError as exc:  # InputError and any other docqa error (ModelLoadError is above)
         raise fail(str(exc), EXIT_INPUT) from None
     except KeyboardInterrupt:
         raise fail("Interrupted.", 130) from None

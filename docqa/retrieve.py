@@ -28,7 +28,14 @@ from pathlib import Path
 import numpy as np
 
 from docqa.errors import InputError, ModelLoadError
-from docqa.windowing import PairTemplate, TokenizedText, Window, make_windows, window_bounds
+from docqa.windowing import (
+    PairTemplate,
+    TokenizedText,
+    Window,
+    fast_backend,
+    make_windows,
+    window_bounds,
+)
 
 # Moved to windowing (the window scheme needs it, and windowing never imports retrieval);
 # api, benchmarks and tests still import it from here.
@@ -114,7 +121,7 @@ def chunk_windows(
 # BM25
 
 
-def _stemmer():
+def make_stemmer():
     try:
         import Stemmer  # PyStemmer: Snowball stemmers, as bm25s recommends
     except ImportError:  # pragma: no cover - a hard dependency; keep working without it
@@ -135,7 +142,7 @@ def bm25_tokens(texts: Sequence[str]) -> list[list[str]]:
     import bm25s
 
     if _STEMMER is None:
-        _STEMMER = _stemmer()
+        _STEMMER = make_stemmer()
     # Underscores join words in titles and identifiers (Super_Bowl_50, plot_style).
     cleaned = [t.replace("_", " ") for t in texts]
     # bm25s's own pattern is ``\b\w\w+\b``; without the word boundaries it finds the same
@@ -319,7 +326,7 @@ class DenseEncoder:
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
-        from docqa.reader import check_model_folder, safe_load_options
+        from docqa.modelio import check_model_folder, safe_load_options
 
         path = self.path or encoder_path()
         # Like the reader: no code from the folder, safetensors weights only.
@@ -342,12 +349,17 @@ class DenseEncoder:
         self.warm_up()
         return self._tokenizer
 
+    @property
+    def dim(self) -> int:
+        """The length of a vector: the model's hidden size, read from its config (loads it)."""
+        self.warm_up()
+        return int(self._model.config.hidden_size)
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-length vectors ``[len(texts), 384]`` (float32); inputs cut at 256 tokens."""
+        """Unit-length vectors ``[len(texts), dim]`` (float32); inputs cut at 256 tokens."""
         import torch
 
-        self.warm_up()
-        out = np.zeros((len(texts), self._model.config.hidden_size), dtype=np.float32)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         with torch.inference_mode():
             for b in range(0, len(order), self.batch_size):
@@ -366,33 +378,6 @@ class DenseEncoder:
                 out[idx] = pooled.float().cpu().numpy()
         return out
 
-    def pieces(self, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
-        """Cut each text into overlapping ~128-token pieces: (piece texts, owner index of each).
-
-        The encoder was trained on short inputs; a long window's meaning is better kept as
-        its best-matching piece than as one averaged vector.
-        """
-        backend = self.tokenizer.backend_tokenizer
-        if backend.truncation is not None:
-            backend.no_truncation()
-        if backend.padding is not None:
-            backend.no_padding()
-        piece_texts: list[str] = []
-        owners: list[int] = []
-        for i, text in enumerate(texts):
-            offsets = backend.encode(text, add_special_tokens=False).offsets
-            if not offsets:
-                continue
-            for s, e in window_bounds(len(offsets), PIECE_TOKENS, PIECE_STRIDE):
-                piece_texts.append(text[offsets[s][0] : offsets[e - 1][1]])
-                owners.append(i)
-        return piece_texts, np.asarray(owners, dtype=np.int64)
-
-    def encode_passages(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Piece vectors of each text and the owner index of each piece."""
-        piece_texts, owners = self.pieces(texts)
-        return self.encode(piece_texts), owners
-
     def encode_windows(
         self, text: str, ranges: Sequence[tuple[int, int]]
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -410,6 +395,8 @@ class DenseEncoder:
         """The pieces of windows of one document: ``(piece texts, piece of each (window,
         piece) pair, window of each pair)``.
 
+        The encoder was trained on short inputs (pieces of ``PIECE_TOKENS`` tokens): a long
+        window's meaning is better kept as its best-matching piece than as one averaged vector.
         Pieces are cut once over the text, so what neighbouring windows share is encoded once
         (windows overlap by ``doc_stride`` tokens: cutting each window on its own would
         encode most text twice); a piece belongs to every window holding at least half of it.
@@ -417,11 +404,7 @@ class DenseEncoder:
         empty = np.zeros(0, dtype=np.int64)
         if not ranges:
             return [], empty, empty
-        backend = self.tokenizer.backend_tokenizer
-        if backend.truncation is not None:
-            backend.no_truncation()
-        if backend.padding is not None:
-            backend.no_padding()
+        backend = fast_backend(self.tokenizer)
         lo, hi = min(s for s, _ in ranges), max(e for _, e in ranges)
         offsets = backend.encode(text[lo:hi], add_special_tokens=False).offsets
         starts = np.asarray([s for s, _ in ranges])
@@ -610,20 +593,14 @@ class Retriever:
     candidates: int = DENSE_CANDIDATES
 
     @classmethod
-    def build(
-        cls,
-        texts: Sequence[str],
-        encoder: DenseEncoder | None = None,
-        tokens: Sequence[Sequence[str]] | None = None,
-    ) -> Retriever:
-        """A retriever over ``texts``; with ``encoder``, dense pieces are encoded on need."""
-        bm25 = Bm25(tokens if tokens is not None else bm25_tokens(texts))
-        if encoder is None:
-            return cls(bm25)
-        source = WindowVectors(
-            encoder, [(i, 0, len(t)) for i, t in enumerate(texts)], lambda i, a, b: texts[i][a:b]
-        )
-        return cls(bm25, encoder, source)
+    def build(cls, texts: Sequence[str]) -> Retriever:
+        """A BM25 retriever over ``texts``.
+
+        Dense similarity is added by giving an ``encoder`` and a ``vectors`` source over the
+        texts' windows in their documents (`WindowVectors`, or the index's stored vectors), so
+        that overlapping windows of one document are cut into pieces together.
+        """
+        return cls(Bm25(bm25_tokens(texts)))
 
     @property
     def size(self) -> int:

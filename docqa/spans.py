@@ -2,8 +2,8 @@
 
 A span (i, j) scores ``start_logits[i] + end_logits[j]`` — raw logits, never a per-window
 softmax, so that scores from different windows and files can be ranked together (Google's
-``run_squad.py`` and Haystack rank the same way; a per-window softmax halves document-level F1
-in our measurements).
+``run_squad.py`` and Haystack rank the same way; what a per-window softmax costs at document
+level: README, What the score means).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 
 from docqa.errors import InputError, ModelLoadError
-from docqa.reader import max_positions
+from docqa.modelio import check_window_length, collate
 from docqa.squad import Article, gold_spans, join_article, question_gold_spans, read_squad
 from docqa.windowing import (
     TokenizedText,
@@ -62,7 +62,8 @@ class TrainConfig:
     save_every: int = 100  # optimizer steps between resumable checkpoints
     bf16: bool = False  # autocast matmuls to bfloat16 (CPUs with AVX512-BF16, GPUs)
     # Dropout on attention probabilities forces PyTorch's SDPA off its fused kernels onto the
-    # math path: measured here 2.5x slower per training step on CPU. Off by default.
+    # math path, slower per training step on CPU (docqa/models/docqa-mini/README.md, Recipe).
+    # Off by default.
     attention_dropout: float = 0.0
     eval_path: str | None = None
     limit: int | None = None  # first N articles only, for quick trials
@@ -230,23 +231,6 @@ def shared_norm_loss(logits, batch: list[Feature], which: Literal["start", "end"
     return torch.stack(losses).mean()
 
 
-def _collate(batch: list[Feature], pad_id: int):
-    import torch
-
-    length = max(len(f.input_ids) for f in batch)
-    ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
-    types = torch.zeros((len(batch), length), dtype=torch.long)
-    mask = torch.zeros((len(batch), length), dtype=torch.long)
-    for row, f in enumerate(batch):
-        n = len(f.input_ids)
-        ids[row, :n] = torch.from_numpy(f.input_ids)
-        types[row, :n] = torch.from_numpy(f.token_type_ids)
-        mask[row, :n] = 1
-    starts = torch.tensor([f.start for f in batch])
-    ends = torch.tensor([f.end for f in batch])
-    return ids, types, mask, starts, ends
-
-
 def train(config: TrainConfig, progress: Callable[[TrainProgress], None] | None = None) -> Path:
     """Fine-tune ``config.base`` on ``config.train_path``; returns the output folder.
 
@@ -283,12 +267,7 @@ def train(config: TrainConfig, progress: Callable[[TrainProgress], None] | None 
     )
     # Before the windows are cut: a window longer than the position embeddings would only
     # fail in the first forward pass, as a torch indexing error.
-    limit = max_positions(model_config)
-    if limit is not None and config.max_seq_len > limit:
-        raise InputError(
-            f"max_seq_len {config.max_seq_len} is longer than the {limit} tokens {source} can "
-            f"read (max_position_embeddings); use --max-seq-len {limit} or less."
-        )
+    check_window_length(model_config, config.max_seq_len, source)
     if config.limit:
         articles = articles[: config.limit]
     features = make_features(tokenizer, articles, config, random.Random(config.seed))
@@ -321,7 +300,9 @@ def train(config: TrainConfig, progress: Callable[[TrainProgress], None] | None 
         batches = epoch_batches(features, config, epoch)
         for b in range(in_epoch, steps_per_epoch):
             batch = [features[i] for i in batches[b]]
-            ids, types, mask, starts, ends = _collate(batch, pad_id)
+            ids, types, mask = collate(batch, pad_id)
+            starts = torch.tensor([f.start for f in batch])
+            ends = torch.tensor([f.end for f in batch])
             with torch.autocast(
                 "cpu" if not torch.cuda.is_available() else "cuda",
                 dtype=torch.bfloat16,
@@ -373,13 +354,13 @@ def _load_pretrained(load, source: str, weights: bool = True, allow_pickle: bool
     ``allow_pickle``, is refused before transformers opens it, as `load_model` does; model
     weights load with `safe_load_options`.
     """
-    from docqa.reader import (
-        _hub_reachable,
-        _raised_by_torch_load,
-        _refusal,
+    from docqa.modelio import (
         cached_model_folder,
         check_model_folder,
+        hub_reachable,
         load_failure,
+        raised_by_torch_load,
+        refusal,
         safe_load_options,
     )
 
@@ -394,15 +375,15 @@ def _load_pretrained(load, source: str, weights: bool = True, allow_pickle: bool
     except Exception as exc:  # transformers raises OSError, ValueError, HTTP errors...
         first = exc
     if local.exists():
-        if _raised_by_torch_load(first):
+        if raised_by_torch_load(first):
             raise ModelLoadError(load_failure(source, first)) from first
-    elif _hub_reachable():
+    elif hub_reachable():
         try:
             return load(source, **kwargs)
         except Exception as exc:
-            refusal = _refusal(source, exc, allow_pickle)
-            if refusal:
-                raise ModelLoadError(refusal) from exc
+            refused = refusal(source, exc, allow_pickle)
+            if refused:
+                raise ModelLoadError(refused) from exc
             first = exc
     raise ModelLoadError(
         f"Cannot load {source!r} to train from ({type(first).__name__}): give --base a local "

@@ -146,7 +146,7 @@ def tokenize_text(tokenizer, text: str) -> TokenizedText:
     whitespace (`piece_bounds`) and the offsets are shifted back: the same tokens and offsets
     as one pass, at a memory cost bounded by the piece size rather than the text's.
     """
-    backend = _backend(tokenizer)
+    backend = fast_backend(tokenizer)
     bounds = piece_bounds(text, PIECE_CHARS)
     parts: list[tuple[np.ndarray, ...]] = []
     # A few pieces at a time: encode_batch tokenizes them on all cores, and only their
@@ -194,7 +194,7 @@ def tokenize_question(tokenizer, question: str, max_question_len: int) -> list[i
     """Question token ids, cut to ``max_question_len`` with a warning rather than an error."""
     if not question or not question.strip():
         raise InputError("The question is empty.")
-    ids = _backend(tokenizer).encode(question.strip(), add_special_tokens=False).ids
+    ids = fast_backend(tokenizer).encode(question.strip(), add_special_tokens=False).ids
     if len(ids) > max_question_len:
         warnings.warn(
             f"The question has {len(ids)} tokens; only the first {max_question_len} are used.",
@@ -294,7 +294,9 @@ def make_windows(
     return windows
 
 
-def _backend(tokenizer):
+def fast_backend(tokenizer):
+    """The Rust tokenizer behind ``tokenizer``, with no fixed truncation or padding: every
+    caller that encodes through the backend directly goes through here."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         raise InputError("docqa needs a fast (Rust) tokenizer; this model only has a slow one.")
@@ -434,7 +436,8 @@ def tokenizer_files_key(model: str | None = None) -> str | None:
     """A key that changes whenever the files of ``model``'s tokenizer may have changed (its
     folder, and each file's name, size and modification time), found without loading it; None
     when the folder is not known without loading (a hub name not in the cache)."""
-    from docqa.reader import cached_model_folder, resolve_model
+    from docqa.modelio import cached_model_folder
+    from docqa.reader import resolve_model
 
     name = resolve_model(model)
     local = Path(name).expanduser()
@@ -462,7 +465,8 @@ def load_tokenizer(model: str | None = None):
     from transformers.utils import logging as hf_logging
 
     from docqa.errors import ModelLoadError
-    from docqa.reader import cached_model_folder, check_model_folder, resolve_model
+    from docqa.modelio import cached_model_folder, check_model_folder
+    from docqa.reader import resolve_model
     from docqa.retrieve import encoder_path
 
     hf_logging.set_verbosity_error()

@@ -37,6 +37,8 @@ def build_tiny_model(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+#: A phrase planted in generated text for questions to find (no filler word is in it).
+PHRASE = "violet kestrel migrates southward"
 FILLER = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 
 

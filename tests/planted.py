@@ -6,8 +6,11 @@ the start logit of its first token and the end logit of its last token are raise
 that knows where it planted a phrase then knows exactly which span must come back, with
 which offsets, page, file and rank.
 
->>> model = PlantedModel(tokenizer, {"blue heron": 10.0})          # doctest: +SKIP
->>> monkeypatch.setattr(docqa.reader, "load_model", planted_loader(model, tokenizer))
+>>> model = PlantedModel(tokenizer, {"blue heron": 10.0})  # doctest: +SKIP
+>>> loader = planted_loader(model, tokenizer)  # doctest: +SKIP
+>>> monkeypatch.setattr(docqa.reader, "load_model", loader)  # doctest: +SKIP
+
+The ``plant`` fixture in ``conftest.py`` does this for a test.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import MANUALS
+from conftest import MANUALS, PHRASE, filler
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pdfgen import make_pdf
@@ -21,14 +21,6 @@ from pdfgen import make_pdf
 import docqa.api
 from docqa import Answer, DocQA, Document, InputError, load
 from docqa.windowing import tokenize_question, tokenize_text, window_bounds
-
-PHRASE = "violet kestrel migrates southward"
-FILLER = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
-
-
-def filler(n_words: int, offset: int = 0) -> str:
-    """``n_words`` words of one token each, none of them in any planted phrase."""
-    return " ".join(FILLER[(offset + i) % len(FILLER)] for i in range(n_words))
 
 
 def squash(text: str) -> str:

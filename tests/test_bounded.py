@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, filler
+from conftest import PHRASE, ROOT, filler
 from pdfgen import make_pdf
 from typer.testing import CliRunner
 
@@ -36,9 +36,8 @@ from docqa.index import SCHEMA_VERSION, Index
 from docqa.loaders import LoadOptions, load_paths
 from docqa.loaders import html as html_loader
 from docqa.retrieve import Bm25, bm25_tokens, make_chunks
-from docqa.windowing import piece_bounds, tokenize_text
+from docqa.windowing import fast_backend, piece_bounds, tokenize_text
 
-PHRASE = "violet kestrel migrates southward"
 GB = 1 << 30
 
 
@@ -75,10 +74,7 @@ def tricky_text(n_chars: int, seed: int = 0) -> str:
 
 def one_pass(tokenizer, text: str):
     """The reference: the whole text through the tokenizer at once, words grouped in Python."""
-    backend = tokenizer.backend_tokenizer
-    backend.no_truncation()
-    backend.no_padding()
-    enc = backend.encode(text, add_special_tokens=False)
+    enc = fast_backend(tokenizer).encode(text, add_special_tokens=False)
     starts = np.array([s for s, _ in enc.offsets], dtype=np.int64)
     ends = np.array([e for _, e in enc.offsets], dtype=np.int64)
     first: dict[int, int] = {}
@@ -386,13 +382,15 @@ def test_bm25_terms_are_those_of_bm25s_own_pattern() -> None:
     """`bm25_tokens` finds words with ``\\w\\w+`` (faster) rather than bm25s's
     ``\\b\\w\\w+\\b``: the same words."""
     import bm25s
+    import Stemmer
 
-    from docqa.retrieve import STOPWORDS, _stemmer
+    from docqa.retrieve import STOPWORDS
 
     texts = [tricky_text(3000, seed=s) for s in range(20)] + ["x86_64 a b, don't", ""]
     cleaned = [t.replace("_", " ") for t in texts]
+    stemmer = Stemmer.Stemmer("english")
     reference = bm25s.tokenize(
-        cleaned, stopwords=STOPWORDS, stemmer=_stemmer(), return_ids=False, show_progress=False
+        cleaned, stopwords=STOPWORDS, stemmer=stemmer, return_ids=False, show_progress=False
     )
     assert bm25_tokens(texts) == [list(t) for t in reference]
 

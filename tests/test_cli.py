@@ -8,20 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import PHRASE, filler
 from pdfgen import make_pdf
 from typer.testing import CliRunner
 
 from docqa import load
 from docqa.cli import app
 
-PHRASE = "violet kestrel migrates southward"
 ANSWER_KEYS = {"text", "score", "source", "page", "start", "end", "context"}
 SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "sample_docs"
-
-
-def words(n: int, offset: int = 0) -> str:
-    vocab = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
-    return " ".join(vocab[(offset + i) % len(vocab)] for i in range(n))
 
 
 def run(*args: str, env: dict | None = None):
@@ -61,10 +56,10 @@ def check_answers_against_files(payload: dict) -> None:
 @pytest.fixture
 def library(tmp_path) -> Path:
     """A folder: a 5-page PDF with the phrase on page 4, a text file, an unsupported file."""
-    pages = [words(120, n) for n in range(5)]
-    pages[3] = f"{words(40)} The {PHRASE} in autumn. {words(40, 3)}"
+    pages = [filler(120, n) for n in range(5)]
+    pages[3] = f"{filler(40)} The {PHRASE} in autumn. {filler(40, 3)}"
     make_pdf(tmp_path / "birds.pdf", pages)
-    (tmp_path / "notes.txt").write_text(f"{words(100)} The grey heron waits. {words(20)}")
+    (tmp_path / "notes.txt").write_text(f"{filler(100)} The grey heron waits. {filler(20)}")
     (tmp_path / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     return tmp_path
 
@@ -73,7 +68,7 @@ def library(tmp_path) -> Path:
 def note(tmp_path) -> Path:
     """One readable text file: nothing for the CLI to report before a model error."""
     path = tmp_path / "note.txt"
-    path.write_text(f"{words(50)} The {PHRASE}. {words(50)}")
+    path.write_text(f"{filler(50)} The {PHRASE}. {filler(50)}")
     return path
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import filler
+from conftest import PHRASE, filler
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -26,7 +26,6 @@ import docqa.retrieve
 from docqa import DocQA, Index, InputError
 from docqa.cli import app, progress_bar
 
-PHRASE = "violet kestrel migrates southward"
 CLI = Path(docqa.cli.__file__)
 #: Modules the CLI may import names from: the package's public surface and its errors.
 ALLOWED_MODULES = {"docqa", "docqa.errors"}

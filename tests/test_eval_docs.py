@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import PHRASE, filler
 from pdfgen import make_pdf
 from typer.testing import CliRunner
 
@@ -35,7 +36,7 @@ QUESTIONS = [
      "split": "dev"},
     # Half the gold tokens: EM 0, F1 2/3 (precision 1, recall 1/2).
     {"id": "q3", "question": "What does the bird do?",
-     "answers": ["violet kestrel migrates southward"], "split": "dev"},
+     "answers": [PHRASE], "split": "dev"},
     # Page furniture: a page number and the next numbered heading across a line break.
     {"id": "q4", "question": "Where are footnotes?", "answers": ["footnotes"],
      "file": "sub/pages.txt", "split": "dev"},
@@ -59,11 +60,6 @@ F1 = 100 * (1 + 1 + 2 / 3 + 0 + 0 + 1) / 6
 FURNITURE = {"q5": "number only"}
 
 
-def words(n: int, offset: int = 0) -> str:
-    vocab = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
-    return " ".join(vocab[(offset + i) % len(vocab)] for i in range(n))
-
-
 def write_jsonl(path: Path, records: list) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return path
@@ -74,14 +70,14 @@ def shelf(tmp_path) -> Path:
     """A folder of documents with one planted phrase each (the PDF's on its page 2)."""
     docs = tmp_path / "docs"
     (docs / "sub").mkdir(parents=True)
-    pages = [words(80, n) for n in range(3)]
-    pages[1] = f"{words(30)} The violet kestrel migrates southward in autumn. {words(30, 4)}"
+    pages = [filler(80, n) for n in range(3)]
+    pages[1] = f"{filler(30)} The {PHRASE} in autumn. {filler(30, 4)}"
     make_pdf(docs / "birds.pdf", pages)
-    (docs / "notes.txt").write_text(f"{words(40)} The grey heron waits. {words(20)}\n")
+    (docs / "notes.txt").write_text(f"{filler(40)} The grey heron waits. {filler(20)}\n")
     (docs / "sub" / "pages.txt").write_text(
-        f"{words(30)} see the list below\n47\n8.4 Footnotes and endnotes\n{words(20)}\n"
+        f"{filler(30)} see the list below\n47\n8.4 Footnotes and endnotes\n{filler(20)}\n"
     )
-    (docs / "page12.txt").write_text(f"{words(30)} Section 12 of the guide. {words(10)}\n")
+    (docs / "page12.txt").write_text(f"{filler(30)} Section 12 of the guide. {filler(10)}\n")
     return docs
 
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, VOCAB, filler
+from conftest import PHRASE, ROOT, VOCAB, filler
 from pdfgen import make_pdf
 from typer.testing import CliRunner
 
@@ -23,8 +23,6 @@ from docqa import DocQA
 from docqa.cli import app
 from docqa.errors import IndexBusyError, IndexCorruptError, InputError
 from docqa.index import Index, tokenizer_fingerprint
-
-PHRASE = "violet kestrel migrates southward"
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, VOCAB, filler
+from conftest import PHRASE, ROOT, VOCAB, filler
 from pdfgen import encrypt_pdf, make_pdf
 from typer.testing import CliRunner
 
@@ -36,7 +36,6 @@ from docqa.cli import app
 from docqa.errors import DocQAError, IndexBusyError, InputError
 from docqa.index import Index
 
-PHRASE = "violet kestrel migrates southward"
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc")
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX permissions and names")
 

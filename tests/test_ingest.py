@@ -11,13 +11,11 @@ import subprocess
 import sys
 import time
 
-from conftest import ROOT, filler
+from conftest import PHRASE, ROOT, filler
 from typer.testing import CliRunner
 
 from docqa.cli import app
 from docqa.index import Index
-
-PHRASE = "violet kestrel migrates southward"
 
 
 def notes(folder, first: int, last: int) -> None:

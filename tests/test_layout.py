@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import FILLER
 from fpdf import FPDF
 from pdfgen import make_pdf
 
@@ -146,10 +147,9 @@ def test_a_refrain_that_recurs_wherever_the_text_flows_is_kept() -> None:
     """Regression: the tests' filler text cycles through ten words, so the same wrapped line
     opened some pages at their first line and others at their second or third; two lines of
     one page were taken for a running head."""
-    cycle = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 
     def page(offset: int, words: int = 120, per_line: int = 21) -> str:
-        text = [cycle[(offset + i) % 10] for i in range(words)]
+        text = [FILLER[(offset + i) % len(FILLER)] for i in range(words)]
         return "\n".join(" ".join(text[i : i + per_line]) for i in range(0, words, per_line))
 
     texts = [page(n) for n in range(5)]

@@ -6,10 +6,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+import docqa.modelio
 import docqa.reader
 from docqa import DocQA, Document, InputError
 from docqa.cli import app
-from docqa.reader import Reader, apply_precision, pick_precision
+from docqa.modelio import pick_precision
+from docqa.reader import Reader, apply_precision
 
 PHRASE = "blue heron"
 TEXT = (
@@ -144,7 +146,7 @@ def test_bf16_and_fp16_on_a_gpu_cast_the_weights():
 )
 def test_auto_on_cpu_is_bf16_where_the_cpu_has_bf16_dot_products(monkeypatch, features, expected):
     none = dict.fromkeys(("avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni", "amx_int8"), False)
-    monkeypatch.setattr(docqa.reader, "cpu_features", lambda: {**none, **features})
+    monkeypatch.setattr(docqa.modelio, "cpu_features", lambda: {**none, **features})
     assert pick_precision("auto", "cpu") == expected
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import doctest
+import dataclasses
+import inspect
 import itertools
 
 import numpy as np
 import pytest
+from conftest import PHRASE, filler
 
 import docqa.retrieve
 from docqa import DocQA, Document, InputError
@@ -21,17 +23,6 @@ from docqa.retrieve import (
     rrf,
 )
 from docqa.windowing import pair_template, tokenize_question, tokenize_text
-
-PHRASE = "violet kestrel migrates southward"
-FILLER = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
-
-
-def filler(n: int, offset: int = 0) -> str:
-    return " ".join(FILLER[(offset + i) % len(FILLER)] for i in range(n))
-
-
-def test_doctests():
-    assert doctest.testmod(docqa.retrieve).failed == 0
 
 
 def test_chunks_cover_the_text_with_the_stride_overlap(tokenizer):
@@ -118,18 +109,45 @@ def test_dense_fusion_finds_a_paraphrase_bm25_misses():
     question = "what should I do if I catch the flu"
     lexical = Retriever.build(texts)
     assert lexical.rank(question, 1)[0][0] == 0
-    fused = Retriever.build(texts, encoder=docqa.retrieve.DenseEncoder())
+    # Dense similarity is added as `DocQA` adds it: a vector source over the texts' windows.
+    encoder = docqa.retrieve.DenseEncoder()
+    windows = [(i, 0, len(t)) for i, t in enumerate(texts)]
+    source = docqa.retrieve.WindowVectors(encoder, windows, lambda i, a, b: texts[i][a:b])
+    fused = dataclasses.replace(lexical, encoder=encoder, vectors=source)
     assert fused.rank(question, 1)[0][0] == 2
 
 
 def test_encoder_vectors_are_unit_length():
     enc = docqa.retrieve.DenseEncoder()
     v = enc.encode(["a cat", "a dog on a mat", ""])
-    assert v.shape == (3, 384)
+    assert v.shape == (3, enc.dim) == (3, 384)
     np.testing.assert_allclose(np.linalg.norm(v[:2], axis=1), 1.0, rtol=1e-5)
-    vectors, owners = enc.encode_passages(["word " * 400, "short"])
-    assert owners.tolist().count(0) > 1 and owners.tolist().count(1) == 1
-    assert len(vectors) == len(owners)
+    # A long window is cut into several pieces, a short one is one piece.
+    texts = {"long": "word " * 400, "short": "short"}
+    windows = [("long", 0, len(texts["long"])), ("short", 0, len(texts["short"]))]
+    long, short = docqa.retrieve.piece_vectors(enc, windows, lambda d, a, b: texts[d][a:b])
+    assert len(long) > 1 and len(short) == 1
+    np.testing.assert_allclose(np.linalg.norm(long, axis=1), 1.0, rtol=1e-5)
+
+
+def test_vector_size_is_read_from_the_encoders_config(tiny_model):
+    """Issue 18, part 4: the vector size was written out as 384; an encoder of another size
+    gives vectors of its own size."""
+    enc = docqa.retrieve.DenseEncoder(tiny_model)
+    assert enc.dim == 32
+    assert enc.encode(["a cat", "a dog"]).shape == (2, 32)
+    text = "word " * 300
+    [found] = docqa.retrieve.piece_vectors(enc, [(0, 0, len(text))], lambda d, a, b: text[a:b])
+    assert found.shape[0] > 1 and found.shape[1] == 32
+
+
+def test_pieces_are_cut_one_way_only():
+    """Issue 18, part 4: `DenseEncoder.pieces`, `encode_passages` and `Retriever.build(encoder=)`
+    cut and encoded pieces a second way that only tests used; production cuts them with
+    `DenseEncoder.cut_pieces` (through `piece_vectors` and `encode_windows`)."""
+    assert not hasattr(docqa.retrieve.DenseEncoder, "pieces")
+    assert not hasattr(docqa.retrieve.DenseEncoder, "encode_passages")
+    assert list(inspect.signature(Retriever.build).parameters) == ["texts"]
 
 
 # --- predict(..., windows=N): the reader reads only what the retriever chose ------------------

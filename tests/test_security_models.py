@@ -443,7 +443,7 @@ def test_max_positions_of_offset_models():
     """RoBERTa-style models leave the first pad_token_id + 1 positions unused."""
     from transformers import BertConfig, DebertaV2Config, RobertaConfig
 
-    from docqa.reader import max_positions
+    from docqa.modelio import max_positions
 
     assert max_positions(BertConfig(max_position_embeddings=512)) == 512
     assert max_positions(RobertaConfig(max_position_embeddings=514, pad_token_id=1)) == 512

@@ -24,12 +24,12 @@ import numpy as np
 import pytest
 
 from docqa.errors import InputError
+from docqa.modelio import collate
 from docqa.squad import Article, join_article, read_squad
 from docqa.train import (
     CHECKPOINT,
     Feature,
     TrainConfig,
-    _collate,
     answer_tokens,
     label_window,
     make_features,
@@ -309,7 +309,9 @@ def mean_loss(folder: Path, features: list[Feature]) -> float:
     from transformers import AutoModelForQuestionAnswering
 
     model = AutoModelForQuestionAnswering.from_pretrained(str(folder)).eval()
-    ids, types, mask, starts, ends = _collate(features, pad_id=0)
+    ids, types, mask = collate(features, pad_id=0)
+    starts = torch.tensor([f.start for f in features])
+    ends = torch.tensor([f.end for f in features])
     with torch.no_grad():
         out = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
     ce = torch.nn.functional.cross_entropy
@@ -479,7 +481,7 @@ def test_cli_missing_data_is_reported_before_the_base_is_loaded(tmp_path):
 def test_offline_hub_name_fails_without_trying_to_download(tmp_path, monkeypatch):
     import transformers
 
-    import docqa.reader
+    import docqa.modelio
 
     calls = []
 
@@ -487,7 +489,7 @@ def test_offline_hub_name_fails_without_trying_to_download(tmp_path, monkeypatch
         calls.append(kwargs)
         raise OSError(f"{source} is not in the cache")
 
-    monkeypatch.setattr(docqa.reader, "_hub_reachable", lambda: False)
+    monkeypatch.setattr(docqa.modelio, "hub_reachable", lambda: False)
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", from_pretrained)
     result = run_cli(V1, "--base", "no-such-org/no-such-model", "--out", tmp_path / "o")
     assert_one_sentence(result, 3, "no-such-org/no-such-model")

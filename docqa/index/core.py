@@ -13,8 +13,8 @@ import numpy as np
 
 from docqa.index import ingest
 from docqa.index.ingest import IndexedFile, PieceProgress, UpdateProgress, UpdateReport
-from docqa.index.search import Hit, Searcher, _Corpus
-from docqa.index.store import Store, _wrap_db_errors, default_index_dir, rebuild
+from docqa.index.search import Corpus, Hit, Searcher
+from docqa.index.store import Store, default_index_dir, rebuild, wrap_db_errors
 from docqa.retrieve import Chunk, DenseEncoder
 from docqa.types import Document
 from docqa.windowing import TokenizedText, WindowScheme
@@ -67,7 +67,7 @@ class Index:
         """Close every thread's connection (using the index again opens new ones)."""
         self._store.close()
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def connect(self) -> sqlite3.Connection:
         """This thread's connection, opened (and the index created or checked) on first use;
         raises `IndexCorruptError` if damaged."""
@@ -81,7 +81,7 @@ class Index:
     def generation(self) -> int:
         return self._store.generation()
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def scheme(self, files_key: str | None, load: Callable[[], WindowScheme], **settings):
         """The window scheme of the tokenizer whose files have ``files_key``
         (`tokenizer_files_key`): remembered, when this index has seen those files, without
@@ -95,7 +95,7 @@ class Index:
         self.remember_scheme(files_key, scheme)
         return scheme
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def remember_scheme(self, files_key: str | None, scheme: WindowScheme) -> None:
         """Remember the scheme of a loaded tokenizer whose files have ``files_key``, for
         `scheme` in later processes (nothing is written when it is remembered already)."""
@@ -107,7 +107,7 @@ class Index:
 
     # -- updating -----------------------------------------------------------------------------
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def update(
         self,
         paths: Iterable[str | os.PathLike],
@@ -152,17 +152,17 @@ class Index:
 
     # -- reading ------------------------------------------------------------------------------
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def files(self) -> list[IndexedFile]:
         """Every file the index knows, by path."""
         return ingest.indexed_files(self.connect())
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def document(self, doc_id: int, source: str | None = None) -> Document:
         """The stored document ``doc_id``, as its loader made it, with ``source`` as its name."""
         return self._searcher.document(doc_id, source)
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def tokenized(self, doc_id: int, scheme: WindowScheme) -> TokenizedText:
         """All the stored reader tokens of ``doc_id`` for ``scheme`` (never re-tokenized).
 
@@ -170,7 +170,7 @@ class Index:
         """
         return self.tokens(doc_id, scheme)
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def tokens(
         self, doc_id: int, scheme: WindowScheme, lo: int = 0, hi: int | None = None
     ) -> TokenizedText:
@@ -178,7 +178,7 @@ class Index:
         character offsets into the whole text; only the text parts they span are read."""
         return self._searcher.tokens(doc_id, scheme, lo, hi)
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def rank(
         self,
         question: str,
@@ -196,7 +196,7 @@ class Index:
         """
         return self._searcher.rank(question, doc_ids, scheme, k, encoder, include_contents)
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def search(
         self,
         query: str,
@@ -219,5 +219,5 @@ class Index:
     def _tokens_cache(self) -> OrderedDict[tuple[int, str, int], np.ndarray]:
         return self._searcher.tokens_cache
 
-    def _corpus(self, scheme: WindowScheme, encoder: DenseEncoder | None) -> _Corpus:
+    def _corpus(self, scheme: WindowScheme, encoder: DenseEncoder | None) -> Corpus:
         return self._searcher.corpus(scheme, encoder)

@@ -42,18 +42,18 @@ import numpy as np
 from docqa.errors import InputError
 from docqa.index.store import (
     Store,
-    _db_path,
-    _db_text,
-    _pack_tokens,
-    _parts,
-    _path_from_db,
-    _read_only,
-    _release_memory,
-    _text_range,
-    _tokens_from_blocks,
-    _transaction,
     bump_generation,
+    db_text,
+    doc_parts,
+    pack_tokens,
+    path_from_db,
+    path_to_db,
     read_block,
+    read_only_error,
+    release_memory,
+    text_range,
+    tokens_from_blocks,
+    transaction,
     write_vectors,
 )
 from docqa.retrieve import Chunk, DenseEncoder
@@ -210,7 +210,7 @@ def update(
     plans, seen, snapshot = _plan_all(db, entries, options.password, hashes, get_scheme)
     writing = _needs_writing(db, plans, folders, given_files, seen, snapshot, encoder)
     if writing and store.read_only:
-        raise _read_only(store.directory)
+        raise read_only_error(store.directory)
     with store.write_lock() if writing else contextlib.nullcontext():
         if writing:
             plans, seen, snapshot = _plan_all(db, entries, options.password, hashes, get_scheme)
@@ -347,7 +347,7 @@ class _Snapshot:
 def _plan_all(db, entries, password, hashes, scheme):
     """``([(done, shown, key, plan or skip reason)], keys seen, snapshot)``: each file once,
     in walk order (``done`` counts the entries up to it, for progress)."""
-    from docqa.loaders import REGISTRY, _unsupported
+    from docqa.loaders import REGISTRY, unsupported_reason
 
     snapshot = _Snapshot(db, scheme)
     plans: list[tuple[int, str, str, object]] = []
@@ -357,7 +357,7 @@ def _plan_all(db, entries, password, hashes, scheme):
             continue  # a file named twice, or under two folders given: once
         seen.add(key)
         if not skip and os.path.splitext(key)[1].lower() not in REGISTRY:
-            skip = _unsupported(Path(key))
+            skip = unsupported_reason(Path(key))
         plans.append((done, shown, key, skip or _plan(db, key, password, hashes, snapshot)))
     return plans, seen, snapshot
 
@@ -397,7 +397,7 @@ def _plan(db, key: str, password: str | None, hashes, snapshot: _Snapshot) -> _P
         st = os.stat(key)
     except OSError as exc:
         return _Plan("error", reason=f"Cannot read the file: {exc.strerror}.")
-    row = snapshot.files.get(_db_path(key))
+    row = snapshot.files.get(path_to_db(key))
     same_stat = row is not None and (row[0], row[1]) == (st.st_size, st.st_mtime_ns)
     if (
         same_stat
@@ -459,20 +459,20 @@ def _apply(db, shown, key, plan: _Plan, parsed, scheme, snapshot: _Snapshot, pie
         # Not remembered: under a larger --max-file-mb the next run reads it.
         return IndexedFile(shown, key, state, reason, None), did
     whole = True  # one text part: the document and its windows in one transaction
-    with _transaction(db):
+    with transaction(db):
         if doc is not None:
             doc_id = _insert_document(db, doc, sha)
         if doc_id is not None:
-            whole = _parts(db, doc_id) == 1
+            whole = doc_parts(db, doc_id) == 1
         db.execute(
             "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                _db_path(key),
+                path_to_db(key),
                 plan.stat.st_size,
                 plan.stat.st_mtime_ns,
                 sha,
                 state,
-                _db_text(reason),
+                db_text(reason),
                 doc_id,
                 time.time(),
             ),
@@ -549,10 +549,10 @@ def _ensure_windows(
             chunks, window_texts = cutter.add(tokens, known, piece, start, last)
             terms = _window_terms(window_texts)
             del window_texts
-            with _transaction(db):
+            with transaction(db):
                 db.execute(
                     "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?, ?, ?)",
-                    (doc_id, scheme.key, part, known, len(tokens), _pack_tokens(tokens)),
+                    (doc_id, scheme.key, part, known, len(tokens), pack_tokens(tokens)),
                 )
                 db.executemany(
                     "INSERT INTO windows (doc_id, scheme, position, token_start, "
@@ -574,7 +574,7 @@ def _ensure_windows(
         if ahead is not None:
             ahead.shutdown(wait=True, cancel_futures=True)
     if len(todo) > 1:
-        _release_memory()
+        release_memory()
     return 1
 
 
@@ -591,7 +591,7 @@ def _carry_into(db, doc_id: int, scheme: WindowScheme, cutter: _WindowCutter) ->
         return
     blocks = [read_block(db, doc_id, scheme.key, part) for part, *_ in rows]
     first = rows[0][1]
-    tokens = _tokens_from_blocks(blocks, [r[3] for r in rows])
+    tokens = tokens_from_blocks(blocks, [r[3] for r in rows])
     keep = cutter.next - first
     text = "".join(
         db.execute(
@@ -629,12 +629,12 @@ def _ensure_vectors(
             shown = db.execute(
                 "SELECT path FROM files WHERE doc_id = ? ORDER BY path LIMIT 1", (doc_id,)
             ).fetchone()
-            label = os.path.basename(_path_from_db(shown[0]) or "") if shown else ""
+            label = os.path.basename(path_from_db(shown[0]) or "") if shown else ""
         for done, batch in enumerate(batches, 1):
             lo, hi = batch[0][1], max(e for _, _, e in batch)
-            text = _text_range(db, doc_id, lo, hi)
+            text = text_range(db, doc_id, lo, hi)
             vectors, owners = encoder.encode_windows(text, [(s - lo, e - lo) for _, s, e in batch])
-            with _transaction(db):
+            with transaction(db):
                 mine = [(w, vectors[owners == i]) for i, (w, _, _) in enumerate(batch)]
                 write_vectors(db, encoder.name, mine)
             added += len(batch)
@@ -647,17 +647,17 @@ def _missing(db, folders, given_files, seen) -> list[str]:
     """Files of the index under the folders given (or given by name) that are gone."""
     gone: list[str] = []
     for folder in folders:
-        # Compared as bytes: a name that is not UTF-8 is stored as a BLOB (`_db_path`).
+        # Compared as bytes: a name that is not UTF-8 is stored as a BLOB (`path_to_db`).
         prefix = os.fsencode(os.path.join(folder, ""))
         rows = db.execute(
             "SELECT path FROM files WHERE substr(CAST(path AS BLOB), 1, ?) = ?",
             (len(prefix), prefix),
         ).fetchall()
-        gone += [p for p in (_path_from_db(r[0]) for r in rows) if p not in seen]
+        gone += [p for p in (path_from_db(r[0]) for r in rows) if p not in seen]
     for key in given_files:
         if os.path.exists(key):
             continue
-        if db.execute("SELECT 1 FROM files WHERE path = ?", (_db_path(key),)).fetchone():
+        if db.execute("SELECT 1 FROM files WHERE path = ?", (path_to_db(key),)).fetchone():
             gone.append(key)
     return gone
 
@@ -666,8 +666,8 @@ def _drop_missing(db, gone: list[str]) -> int:
     """Forget the files ``gone``, and documents no file points to any more."""
     # Documents go only now: during the update one may still be wanted by a file
     # planned before another file stopped pointing to it.
-    with _transaction(db):
-        db.executemany("DELETE FROM files WHERE path = ?", [(_db_path(p),) for p in gone])
+    with transaction(db):
+        db.executemany("DELETE FROM files WHERE path = ?", [(path_to_db(p),) for p in gone])
         _collect_garbage(db)
     return len(gone)
 
@@ -677,7 +677,7 @@ def indexed_files(db) -> list[IndexedFile]:
     rows = db.execute("SELECT path, state, reason, doc_id FROM files ORDER BY path").fetchall()
     found = []
     for stored, state, reason, doc_id in rows:
-        path = _path_from_db(stored)
+        path = path_from_db(stored)
         found.append(IndexedFile(path, path, state, reason, doc_id))
     return found
 
@@ -865,10 +865,10 @@ class _Stems(dict):
         super().__init__()
         from bm25s.tokenization import _infer_stopwords
 
-        from docqa.retrieve import STOPWORDS, _stemmer
+        from docqa.retrieve import STOPWORDS, make_stemmer
 
         self.stop = frozenset(_infer_stopwords(STOPWORDS))
-        self.stemmer = _stemmer()
+        self.stemmer = make_stemmer()
 
     def __missing__(self, word: str) -> str:
         if word in self.stop:

@@ -1,6 +1,6 @@
 """Search, the reading side: ranking windows for a question, stored documents and tokens.
 
-* `Searcher.rank`: the best windows of some documents for a question, over a `_Corpus` of
+* `Searcher.rank`: the best windows of some documents for a question, over a `Corpus` of
   every window of a scheme (cached per generation): BM25 (`_bm25`, stored in the index and
   rebuilt from the windows' terms when they change, `_bm25_from_windows`) fused with dense
   similarity over BM25's best candidates, their vectors made on first need (`StoredVectors`);
@@ -29,14 +29,14 @@ import numpy as np
 from docqa.errors import IndexBusyError, IndexWriteError, InputError
 from docqa.index.store import (
     Store,
-    _parts,
-    _path_from_db,
-    _release_memory,
-    _text_range,
-    _tokens_from_blocks,
-    _transaction,
+    doc_parts,
+    path_from_db,
     read_block,
     read_vectors,
+    release_memory,
+    text_range,
+    tokens_from_blocks,
+    transaction,
     write_vectors,
 )
 from docqa.retrieve import (
@@ -76,7 +76,7 @@ class Hit:
 
 
 @dataclass
-class _Corpus:
+class Corpus:
     """All windows of one scheme, with the retriever over them (cached per generation)."""
 
     generation: int
@@ -99,7 +99,7 @@ class Searcher:
     def __init__(self, store: Store):
         self.store = store
         self._lock = threading.Lock()  # the caches below
-        self.corpora: dict[tuple[str, str | None], _Corpus] = {}
+        self.corpora: dict[tuple[str, str | None], Corpus] = {}
         self.tokens_cache: OrderedDict[tuple[int, str, int], np.ndarray] = OrderedDict()
 
     def document(self, doc_id: int, source: str | None = None) -> Document:
@@ -114,7 +114,7 @@ class Searcher:
         if row is None:
             raise InputError(f"The index has no document {doc_id}.")
         pages, sections, meta, sha, regions, path = row
-        if _parts(db, doc_id) == 1:
+        if doc_parts(db, doc_id) == 1:
             (text,) = db.execute("SELECT text FROM texts WHERE doc_id = ?", (doc_id,)).fetchone()
         else:
             # Joined as UTF-8 bytes, decoded once: a str per part and the joined str would hold
@@ -130,7 +130,7 @@ class Searcher:
             del data
         return Document(
             text=text,
-            source=source or _path_from_db(path) or "",
+            source=source or path_from_db(path) or "",
             pages=tuple(Page(*p) for p in json.loads(pages)),
             sections=tuple(Section(*s) for s in json.loads(sections)),
             regions=tuple(Region(*r) for r in json.loads(regions)),
@@ -164,7 +164,7 @@ class Searcher:
             else:
                 blocks.append(_read_token_range(db, doc_id, scheme.key, part, n, a, b))
             starts.append(char_start)
-        return _tokens_from_blocks(blocks, starts)
+        return tokens_from_blocks(blocks, starts)
 
     def _token_block(self, db, doc_id: int, scheme: WindowScheme, part: int) -> np.ndarray:
         """One part's packed tokens (`_unpack_block`), kept in a cache of bounded size."""
@@ -266,7 +266,7 @@ class Searcher:
             )
         return hits
 
-    def corpus(self, scheme: WindowScheme, encoder: DenseEncoder | None) -> _Corpus:
+    def corpus(self, scheme: WindowScheme, encoder: DenseEncoder | None) -> Corpus:
         """Every window of ``scheme`` with its retriever (and ``encoder``'s vectors), cached
         until the generation changes."""
         generation = self.store.generation()
@@ -290,7 +290,7 @@ class Searcher:
         if encoder is not None and size:
             source = StoredVectors(self.store, encoder, cols[0], cols[1], cols[4], cols[5])
             retriever = Retriever(bm25, encoder, source)
-        corpus = _Corpus(generation, *cols, retriever=retriever)
+        corpus = Corpus(generation, *cols, retriever=retriever)
         corpus.furniture = _furniture(db, corpus)
         self.corpora[cache_key] = corpus
         return corpus
@@ -310,13 +310,13 @@ class Searcher:
                 pass  # a damaged cache is only a cache: rebuild it below
         bm25 = _bm25_from_windows(db, scheme.key)
         if size >= _BM25_BLOCK * 64:
-            _release_memory()
+            release_memory()
         # Caching needs the write lock; a reader that cannot get it at once (or cannot write
         # at all: a read-only index, a full disk) just goes on.
         with contextlib.suppress(IndexBusyError, IndexWriteError, sqlite3.OperationalError):
             if self.store.read_only:
                 return bm25
-            with self.store.write_lock(timeout=0), _transaction(db):
+            with self.store.write_lock(timeout=0), transaction(db):
                 if self.store.generation() == generation:
                     db.execute(
                         "INSERT OR REPLACE INTO bm25 VALUES (?, ?, ?)",
@@ -356,7 +356,7 @@ class StoredVectors:
                 (int(self.doc_ids[i]), int(self.starts[i]), int(self.ends[i])) for i, _ in missing
             ]
             encoded = piece_vectors(
-                self.encoder, windows, lambda doc_id, lo, hi: _text_range(db, doc_id, lo, hi)
+                self.encoder, windows, lambda doc_id, lo, hi: text_range(db, doc_id, lo, hi)
             )
             made = [(w, v) for (_, w), v in zip(missing, encoded, strict=True)]
             self.kept.update(made)
@@ -367,14 +367,14 @@ class StoredVectors:
         if self.store.read_only:
             return
         busy = (IndexBusyError, IndexWriteError, sqlite3.OperationalError)
-        with contextlib.suppress(*busy), self.store.write_lock(timeout=0), _transaction(db):
+        with contextlib.suppress(*busy), self.store.write_lock(timeout=0), transaction(db):
             write_vectors(db, self.encoder.name, made)
 
 
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _furniture(db, corpus: _Corpus) -> np.ndarray:
+def _furniture(db, corpus: Corpus) -> np.ndarray:
     """Which windows of ``corpus`` lie in its documents' contents or index regions."""
     rows = db.execute("SELECT id, regions FROM documents WHERE regions != '[]'").fetchall()
     regions = {doc_id: json.loads(found) for doc_id, found in rows}

@@ -156,7 +156,7 @@ def default_index_dir() -> Path:
     return Path(platformdirs.user_cache_dir("docqa")) / "index"
 
 
-def _wrap_db_errors(func):
+def wrap_db_errors(func):
     """SQLite's and the file system's errors as one sentence that says what happened (busy,
     read-only, disk full, damaged); only a damaged index is told to rebuild."""
 
@@ -187,7 +187,7 @@ def _db_error(directory: Path, exc: sqlite3.DatabaseError) -> InputError:
     if name.startswith("SQLITE_FULL") or "disk is full" in text:
         return _disk_full(directory)
     if name.startswith(("SQLITE_READONLY", "SQLITE_PERM")) or "readonly" in text:
-        return _read_only(directory)
+        return read_only_error(directory)
     damaged = ("malformed", "not a database", "no such table", "no such column")
     if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or any(d in text for d in damaged):
         return _corrupt(directory, exc)
@@ -213,7 +213,7 @@ def _os_error(directory: Path, exc: OSError) -> InputError | None:
         if where == os.path.abspath(directory) or where.startswith(
             os.path.join(os.path.abspath(directory), "")
         ):
-            return _read_only(directory)
+            return read_only_error(directory)
     return None
 
 
@@ -224,7 +224,7 @@ def _disk_full(directory: Path) -> IndexWriteError:
     )
 
 
-def _read_only(directory: Path) -> IndexReadOnlyError:
+def read_only_error(directory: Path) -> IndexReadOnlyError:
     return IndexReadOnlyError(
         f"The index in {directory} is read-only (no permission to write there, or a read-only "
         "disk): it answers about files already indexed but cannot index new or changed ones; "
@@ -276,7 +276,7 @@ class Store:
             with contextlib.suppress(sqlite3.Error):
                 db.close()
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def connect(self) -> sqlite3.Connection:
         """This thread's connection, opened (and the index created or checked) on first use;
         raises `IndexCorruptError` if damaged."""
@@ -394,7 +394,7 @@ class Store:
             if version != 0:
                 return version  # created meanwhile
             db.execute("PRAGMA journal_mode=WAL")
-            with _transaction(db):
+            with transaction(db):
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)
@@ -407,7 +407,7 @@ class Store:
         again (from version 1, where each document's text and tokens were one row, each text
         becomes its document's only part). Returns the version the index has now (still 1
         where SQLite is too old to drop a column: the caller then asks for a rebuild)."""
-        with self.write_lock(), _transaction(db):
+        with self.write_lock(), transaction(db):
             # Read under the lock: another process may have migrated it meanwhile.
             version = db.execute("PRAGMA user_version").fetchone()[0]
             while version in _MIGRATIONS:
@@ -472,7 +472,7 @@ class Store:
             return
         try:
             db = self.connect()
-            with _transaction(db):
+            with transaction(db):
                 db.execute(
                     "INSERT OR REPLACE INTO meta VALUES (?, ?)",
                     ("tokenizer:" + files_key, json.dumps([fingerprint, n_special])),
@@ -503,7 +503,7 @@ def rebuild(directory: str | os.PathLike | None = None) -> None:
 
 def bump_generation(db) -> None:
     """Count a change to what is indexed (inside the caller's transaction if there is one)."""
-    with _transaction(db):
+    with transaction(db):
         db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
 
 
@@ -511,7 +511,7 @@ def bump_generation(db) -> None:
 
 
 @contextlib.contextmanager
-def _transaction(db: sqlite3.Connection):
+def transaction(db: sqlite3.Connection):
     """BEGIN IMMEDIATE … COMMIT (nested uses join the outer transaction)."""
     if db.in_transaction:
         yield
@@ -528,10 +528,10 @@ def _transaction(db: sqlite3.Connection):
     db.execute("COMMIT")
 
 
-def _db_path(path: str) -> str | bytes:
+def path_to_db(path: str) -> str | bytes:
     """``path`` as the index stores it: text, or for a name that is not valid UTF-8 (bytes
     that ``os.fsdecode`` turned into lone surrogates, which SQLite text cannot hold) its
-    bytes, as a BLOB; `_path_from_db` turns either back into the same ``str``."""
+    bytes, as a BLOB; `path_from_db` turns either back into the same ``str``."""
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
@@ -539,11 +539,11 @@ def _db_path(path: str) -> str | bytes:
     return path
 
 
-def _path_from_db(value: str | bytes | None) -> str | None:
+def path_from_db(value: str | bytes | None) -> str | None:
     return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
-def _db_text(text: str) -> str:
+def db_text(text: str) -> str:
     """``text`` safe for a SQLite text column: lone surrogates (from a file name that is not
     UTF-8, inside a message) as backslash escapes."""
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
@@ -572,7 +572,7 @@ def _tighten(path: Path) -> None:
         pass  # missing, or a read-only disk: nothing to tighten there
 
 
-def _release_memory() -> None:
+def release_memory() -> None:
     """Give the memory freed by a large piece of work back to the system.
 
     glibc keeps freed heap memory for reuse rather than returning it; after a very large file
@@ -586,11 +586,11 @@ def _release_memory() -> None:
             ctypes.CDLL(None).malloc_trim(0)
 
 
-def _parts(db, doc_id: int) -> int:
+def doc_parts(db, doc_id: int) -> int:
     return db.execute("SELECT parts FROM documents WHERE id = ?", (doc_id,)).fetchone()[0]
 
 
-def _text_range(db, doc_id: int, lo: int, hi: int) -> str:
+def text_range(db, doc_id: int, lo: int, hi: int) -> str:
     """Characters ``[lo, hi)`` of a stored document's text, reading only the parts they span."""
     rows = db.execute(
         "SELECT part, char_start FROM texts WHERE doc_id = ? ORDER BY part", (doc_id,)
@@ -610,7 +610,7 @@ def _text_range(db, doc_id: int, lo: int, hi: int) -> str:
     return "".join(pieces)
 
 
-def _pack_tokens(t: TokenizedText) -> bytes:
+def pack_tokens(t: TokenizedText) -> bytes:
     """One text part's tokens, character offsets counted from the part's start (int32)."""
     return np.stack([t.ids, t.starts, t.ends, t.word_start, t.word_end]).astype("<i4").tobytes()
 
@@ -620,7 +620,7 @@ def _unpack_block(n: int, data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype="<i4").reshape(5, n)
 
 
-def _tokens_from_blocks(
+def tokens_from_blocks(
     blocks: Sequence[np.ndarray], char_starts: Sequence[int], lo: int = 0, hi: int | None = None
 ) -> TokenizedText:
     """Columns ``[lo, hi)`` of consecutive parts' blocks as one `TokenizedText` whose offsets

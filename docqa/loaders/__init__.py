@@ -102,7 +102,7 @@ def _loader_for(path: Path) -> Loader | None:
     return REGISTRY.get(path.suffix.lower())
 
 
-def _unsupported(path: Path) -> str:
+def unsupported_reason(path: Path) -> str:
     suffix = path.suffix or "(no suffix)"
     return f"Unsupported file type {suffix}; docqa reads {', '.join(supported_suffixes())}."
 
@@ -174,14 +174,14 @@ def load(path: str | os.PathLike[str], password: str | None = None) -> Document:
         raise FileSkipped(f"{path} is not a regular file.")
     loader = _loader_for(path)
     if loader is None:
-        raise FileSkipped(_unsupported(path))
+        raise FileSkipped(unsupported_reason(path))
     return _read(path, loader, LoadOptions(password=password))
 
 
 def _load_file(path: Path, options: LoadOptions) -> tuple[Document | None, FileStatus]:
     loader = _loader_for(path)
     if loader is None:
-        return None, FileStatus(str(path), "skipped", _unsupported(path))
+        return None, FileStatus(str(path), "skipped", unsupported_reason(path))
     try:
         if path.stat().st_size == 0:
             return None, FileStatus(str(path), "empty", "The file is empty (0 bytes).")

@@ -3,11 +3,13 @@
 The page is decoded as BeautifulSoup decodes it (``UnicodeDammit``: byte-order mark, a declared
 ``<meta charset>``, then detection) and read by the standard library's streaming
 ``html.parser``, the parser BeautifulSoup itself uses here, but without building a tree: text
-is written out as the parser meets it, with the open elements on a stack. A tree of a 50 MB
-one-line page costs gigabytes, and walking it asked every text for its ancestors, which took
-hours on pages whose unclosed tags nest millions deep; the stack keeps memory to the text
-and time linear. Elements nest as BeautifulSoup nests them (an end tag closes the latest open
-element of its name, unclosed ones included), so the text is the same as a walk of its tree.
+is written out as the parser meets it, with the open elements on a stack. A tree of a large
+one-line page costs many times the page in memory, and walking it asked every text for its
+ancestors, which took far too long on pages whose unclosed tags nest very deep; the stack
+keeps memory to the text and time linear (the bounds kept: README, Bad input, checked by
+``tests/test_bounded.py``). Elements nest as BeautifulSoup nests them (an end tag closes the
+latest open element of its name, unclosed ones included), so the text is the same as a walk
+of its tree.
 ``get_text()`` is not used: it glues adjacent blocks together (``<p>a</p><p>b</p>`` → ``"ab"``)
 and would keep script and style text.
 """

@@ -113,7 +113,7 @@ class _Worker:
             self.proc.stdin.write(_LENGTH.pack(len(head)) + head)
             self.proc.stdin.write(data)
             self.proc.stdin.flush()
-        except (BrokenPipeError, OSError) as exc:
+        except OSError as exc:  # BrokenPipeError included
             raise _WorkerGone from exc
 
     def _fill(self, size: int, deadline: float) -> bool:
