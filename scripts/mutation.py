@@ -1,0 +1,79 @@
+"""Mutation testing of docqa's core (issue 21): how many deliberately broken copies the tests catch.
+
+Runs mutmut (``pip install mutmut``; its settings are ``[tool.mutmut]`` in pyproject.toml: the
+modules it breaks and the tests that must catch them) in a git worktree of HEAD under
+``benchmarks/out/``, so the checkout is never touched, and prints per module how many mutants
+the tests killed. Slow (minutes per module), so not part of CI.
+
+    python scripts/mutation.py                 # mutate, test, report
+    python scripts/mutation.py --report-only   # report the last run again
+
+A surviving mutant is either a missing test or an equivalent change (the code behaves the same):
+list each with ``mutmut show NAME`` inside the worktree and say which it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKTREE = ROOT / "benchmarks" / "out" / "mutation"
+
+
+def prepare() -> None:
+    """A fresh worktree of HEAD, with ``shared`` beside its tests as in a normal checkout."""
+    if WORKTREE.exists():
+        subprocess.run(
+            ["git", "worktree", "remove", "--force", str(WORKTREE)], cwd=ROOT, check=True
+        )
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(WORKTREE), "HEAD"], cwd=ROOT, check=True
+    )
+    # The tests read ../shared from the folder they run in; mutmut runs them from mutants/.
+    (WORKTREE / "shared").symlink_to(ROOT.parent / "shared")
+
+
+def report() -> dict[str, dict[str, int]]:
+    """Killed, survived and total mutants per mutated module, from mutmut's own records."""
+    scores: dict[str, dict[str, int]] = {}
+    for meta in sorted((WORKTREE / "mutants").rglob("*.py.meta")):
+        module = str(meta.relative_to(WORKTREE / "mutants"))[: -len(".meta")]
+        codes = Counter(json.loads(meta.read_text())["exit_code_by_key"].values())
+        total = sum(codes.values())
+        killed = total - codes.get(0, 0)  # 0: the tests passed on the broken copy
+        scores[module] = {"killed": killed, "survived": codes.get(0, 0), "total": total}
+    return scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--report-only", action="store_true")
+    opts = parser.parse_args()
+    if not opts.report_only:
+        prepare()
+        subprocess.run([sys.executable, "-m", "mutmut", "run"], cwd=WORKTREE, check=False)
+    scores = report()
+    print("| module | killed | survived | total | score |")
+    print("|---|---|---|---|---|")
+    for module, s in scores.items():
+        print(
+            f"| {module} | {s['killed']} | {s['survived']} | {s['total']} | "
+            f"{100 * s['killed'] / max(1, s['total']):.1f} % |"
+        )
+    killed = sum(s["killed"] for s in scores.values())
+    total = sum(s["total"] for s in scores.values())
+    print(f"| all | {killed} | {total - killed} | {total} | {100 * killed / max(1, total):.1f} % |")
+    survivors = subprocess.run(
+        [sys.executable, "-m", "mutmut", "results"], cwd=WORKTREE, capture_output=True, text=True
+    ).stdout
+    print("\nSurvivors (inspect with `mutmut show NAME` in benchmarks/out/mutation):")
+    print(survivors)
+
+
+if __name__ == "__main__":
+    main()
