@@ -16,6 +16,7 @@ from docqa.retrieve import highlight_terms
 from docqa.squad import LEVELS as EVAL_LEVELS
 from docqa.train import TrainConfig, train
 from docqa.types import Answer, Document, FileStatus, Page, Prediction, Region, Section
+from docqa.windowing import WindowSpec
 
 if TYPE_CHECKING:
     from docqa.index import Hit, Index, UpdateReport
@@ -61,6 +62,7 @@ __all__ = [
     "Section",
     "TrainConfig",
     "UpdateReport",
+    "WindowSpec",
     "check_paths",
     "evaluate",
     "evaluate_docs",

@@ -12,7 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,7 +36,6 @@ from docqa.retrieve import (
     SKIPPED_ROLES,
     Retriever,
     WindowVectors,
-    chunk_length,
     chunk_windows,
     make_chunks,
     skipped_windows,
@@ -46,6 +45,7 @@ from docqa.types import Answer, Document, Prediction, WindowRef
 from docqa.windowing import (
     TokenizedText,
     Window,
+    WindowSpec,
     make_windows,
     pair_template,
     tokenize_question,
@@ -92,10 +92,10 @@ class DocQA:
         self,
         model: str | None = None,
         device: str = "auto",
-        max_seq_len: int = 384,
-        doc_stride: int = 128,
+        max_seq_len: int = WindowSpec.max_seq_len,
+        doc_stride: int = WindowSpec.doc_stride,
         max_answer_len: int = 30,
-        max_question_len: int = 64,
+        max_question_len: int = WindowSpec.max_question_len,
         batch_size: int = 16,
         top_n_per_window: int = 20,
         max_context: bool = True,
@@ -112,17 +112,10 @@ class DocQA:
         workers: int | None = None,
         include_contents: bool = False,
     ):
-        if max_question_len < 1 or max_answer_len < 1:
-            raise InputError("max_question_len and max_answer_len must be at least 1.")
-        # The tokenizer's own special tokens are at most 4 (RoBERTa); checking with that bound
-        # here means a bad combination fails now rather than at the first long question.
-        if doc_stride < 0 or doc_stride >= max_seq_len - max_question_len - 4:
-            raise InputError(
-                f"doc_stride ({doc_stride}) must be smaller than max_seq_len ({max_seq_len}) "
-                f"minus max_question_len ({max_question_len}) and the special tokens."
-            )
-        if max_seq_len > 4096:
-            raise InputError("max_seq_len above 4096 is not supported.")
+        # The window shape, checked once by `WindowSpec` for reading, indexing and training.
+        self.window_spec = WindowSpec(max_seq_len, doc_stride, max_question_len)
+        if max_answer_len < 1:
+            raise InputError("max_answer_len must be at least 1.")
         # The name as given (None: $DOCQA_MODEL or the bundled reader): a search that needs
         # only the tokenizer loads it by this name, with `load_tokenizer`'s fallback.
         self._model_request = model
@@ -136,10 +129,7 @@ class DocQA:
             allow_pickle=allow_pickle,
             max_seq_len=max_seq_len,
         )
-        self.max_seq_len = max_seq_len
-        self.doc_stride = doc_stride
         self.max_answer_len = max_answer_len
-        self.max_question_len = max_question_len
         self.top_n_per_window = top_n_per_window
         self.max_context = max_context
         self.no_answer_threshold = no_answer_threshold
@@ -179,6 +169,19 @@ class DocQA:
     @property
     def model_name(self) -> str:
         return self.reader.name
+
+    # The window shape's parts, read from `window_spec` (one frozen, checked `WindowSpec`).
+    @property
+    def max_seq_len(self) -> int:
+        return self.window_spec.max_seq_len
+
+    @property
+    def doc_stride(self) -> int:
+        return self.window_spec.doc_stride
+
+    @property
+    def max_question_len(self) -> int:
+        return self.window_spec.max_question_len
 
     def warm_up(self) -> None:
         """Load the model now instead of on the first question."""
@@ -537,9 +540,7 @@ class DocQA:
             if hit is not None:
                 self._retrievers.move_to_end(key)
         if hit is None:
-            chunk_len = chunk_length(
-                self.max_seq_len, self.max_question_len, self.template.n_special
-            )
+            chunk_len = self.window_spec.chunk_len(self.template.n_special)
             chunks = [
                 c
                 for d, text in enumerate(texts)
@@ -630,11 +631,7 @@ class DocQA:
         from docqa.index import WindowScheme
         from docqa.windowing import tokenizer_files_key
 
-        settings = {
-            "max_seq_len": self.max_seq_len,
-            "doc_stride": self.doc_stride,
-            "max_question_len": self.max_question_len,
-        }
+        settings = asdict(self.window_spec)
         with self._lock:
             # ``device`` is set when the reader has loaded (`Reader.warm_up`).
             if self.reader.device is not None and not self._scheme_from_reader:

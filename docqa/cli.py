@@ -32,7 +32,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from docqa import DEFAULT_WINDOWS
+from docqa import DEFAULT_WINDOWS, TrainConfig, WindowSpec
 from docqa.errors import DocQAError, InputError, ModelLoadError
 
 EXIT_OK, EXIT_INPUT, EXIT_MODEL, EXIT_STRICT = 0, 2, 3, 4
@@ -48,6 +48,8 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
+# Options that several commands take are declared once here, so that their names, checks and
+# help read the same in every command (tests/test_settings.py compares them).
 ModelOpt = Annotated[
     str | None,
     typer.Option(
@@ -55,7 +57,31 @@ ModelOpt = Annotated[
         "-m",
         envvar="DOCQA_MODEL",
         help="Model folder or Hugging Face name; 'large' = "
-        "bert-large-uncased-whole-word-masking-finetuned-squad. Default: the bundled reader.",
+        "bert-large-uncased-whole-word-masking-finetuned-squad. Default: the bundled reader. "
+        "index and search load only its tokenizer, which cuts the windows.",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
+PasswordOpt = Annotated[str | None, typer.Option("--password", help="Password for encrypted PDFs.")]
+TopKOpt = Annotated[
+    int,
+    typer.Option("--top-k", "-k", min=1, help="How many results: answers, or passages for search."),
+]
+# The window shape's defaults and checks are `WindowSpec`'s; these only carry the values.
+MaxSeqLenOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-seq-len", help="Tokens per window: question, context and special tokens together."
+    ),
+]
+DocStrideOpt = Annotated[
+    int, typer.Option("--doc-stride", help="Tokens of overlap between neighbouring windows.")
+]
+ExhaustiveOpt = Annotated[
+    bool,
+    typer.Option(
+        "--exhaustive",
+        help="Read every window (slow on long documents; for eval, only with --docs).",
     ),
 ]
 DeviceOpt = Annotated[str, typer.Option(help="auto (cuda, then mps, then cpu), cpu, cuda, mps.")]
@@ -75,20 +101,21 @@ IndexOpt = Annotated[
     ),
 ]
 WindowsOpt = Annotated[
-    int,
+    int | None,
     typer.Option(
         "--windows",
         "-w",
         min=1,
-        help="Windows the reader reads: the retriever's best for the question.",
+        help="Windows the reader reads per question: the retriever's best N (eval of a SQuAD "
+        f"file: all unless given; with --docs: {DEFAULT_WINDOWS}, as ask).",
     ),
 ]
 DenseOpt = Annotated[
     bool,
     typer.Option(
         "--dense/--no-dense",
-        help="Fuse BM25 with all-MiniLM-L6-v2 sentence vectors (better recall); --no-dense: "
-        "BM25 only.",
+        help="Fuse BM25 with all-MiniLM-L6-v2 sentence vectors (better recall; index --vectors "
+        "precomputes them); --no-dense: BM25 only.",
     ),
 ]
 MaxFileOpt = Annotated[
@@ -309,23 +336,21 @@ def ask(
     question: Annotated[str, typer.Argument(help="The question to answer.")],
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to read.")],
     model: ModelOpt = None,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many answers.")] = 1,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    top_k: TopKOpt = 1,
+    as_json: JsonOpt = False,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
-    password: Annotated[str | None, typer.Option(help="Password for encrypted PDFs.")] = None,
+    password: PasswordOpt = None,
     strict: Annotated[bool, typer.Option(help="Exit 4 if any file failed to load.")] = False,
-    max_seq_len: Annotated[int, typer.Option(help="Tokens per window.")] = 384,
-    doc_stride: Annotated[int, typer.Option(help="Tokens of overlap between windows.")] = 128,
+    max_seq_len: MaxSeqLenOpt = WindowSpec.max_seq_len,
+    doc_stride: DocStrideOpt = WindowSpec.doc_stride,
     max_answer_len: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 30,
     no_answer_threshold: Annotated[
         float | None,
         typer.Option(help="Say 'no answer' when the [CLS] score beats the best span by this."),
     ] = None,
     windows: WindowsOpt = DEFAULT_WINDOWS,
-    exhaustive: Annotated[
-        bool, typer.Option("--exhaustive", help="Read every window (slow on long documents).")
-    ] = False,
+    exhaustive: ExhaustiveOpt = False,
     index_dir: IndexOpt = None,
     dense: DenseOpt = True,
     allow_pickle: AllowPickleOpt = False,
@@ -466,30 +491,19 @@ def eval_command(
         int | None,
         typer.Option(min=1, help="First N questions of every article: a sample of the whole file."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    as_json: JsonOpt = False,
     predictions: Annotated[
         Path | None, typer.Option(help="Write {id: answer} predictions to this file.")
     ] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
-    max_seq_len: Annotated[int, typer.Option(help="Tokens per window.")] = 384,
-    doc_stride: Annotated[int, typer.Option(help="Tokens of overlap between windows.")] = 128,
+    max_seq_len: MaxSeqLenOpt = WindowSpec.max_seq_len,
+    doc_stride: DocStrideOpt = WindowSpec.doc_stride,
     max_context: Annotated[
         bool, typer.Option(help="Only let a token start an answer in its max-context window.")
     ] = True,
-    windows: Annotated[
-        int | None,
-        typer.Option(
-            "--windows",
-            "-w",
-            min=1,
-            help="Read only the retriever's best N windows per question "
-            f"(default: all; with --docs: {DEFAULT_WINDOWS}, as docqa ask).",
-        ),
-    ] = None,
-    exhaustive: Annotated[
-        bool, typer.Option("--exhaustive", help="Read every window (with --docs; slow).")
-    ] = False,
+    windows: WindowsOpt = None,
+    exhaustive: ExhaustiveOpt = False,
     docs: Annotated[
         list[Path] | None,
         typer.Option(
@@ -622,8 +636,8 @@ def train(
     epochs: int = 1,
     learning_rate: Annotated[float, typer.Option("--lr", "--learning-rate")] = 1e-4,
     batch_size: int = 32,
-    max_seq_len: int = 256,
-    doc_stride: int = 128,
+    max_seq_len: MaxSeqLenOpt = TrainConfig.max_seq_len,
+    doc_stride: DocStrideOpt = TrainConfig.doc_stride,
     seed: int = 0,
     level: Annotated[
         str,
@@ -648,7 +662,6 @@ def train(
     allow_pickle: AllowPickleOpt = False,
 ) -> None:
     """Fine-tune an encoder into a reader; resumes from OUT/checkpoint if one exists."""
-    from docqa import TrainConfig
     from docqa import train as run_training
 
     with errors_to_exit_codes():
@@ -689,8 +702,8 @@ def train(
             as_json=False,
             predictions=None,
             device="auto",
-            max_seq_len=384,
-            doc_stride=128,
+            max_seq_len=WindowSpec.max_seq_len,
+            doc_stride=WindowSpec.doc_stride,
             max_context=True,
         )
 
@@ -703,13 +716,7 @@ def index_command(
     rebuild: Annotated[
         bool, typer.Option("--rebuild", help="Delete the index first and build it afresh.")
     ] = False,
-    dense: Annotated[
-        bool,
-        typer.Option(
-            "--dense/--no-dense",
-            help="With --vectors: the sentence vectors to precompute (--no-dense: none).",
-        ),
-    ] = True,
+    dense: DenseOpt = True,
     vectors: Annotated[
         bool,
         typer.Option(
@@ -718,10 +725,10 @@ def index_command(
             "computed for each question's candidate windows when first needed, and kept.",
         ),
     ] = False,
-    password: Annotated[str | None, typer.Option(help="Password for encrypted PDFs.")] = None,
-    max_seq_len: Annotated[int, typer.Option(help="Tokens per window (as for ask).")] = 384,
-    doc_stride: Annotated[int, typer.Option(help="Tokens of overlap between windows.")] = 128,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    password: PasswordOpt = None,
+    max_seq_len: MaxSeqLenOpt = WindowSpec.max_seq_len,
+    doc_stride: DocStrideOpt = WindowSpec.doc_stride,
+    as_json: JsonOpt = False,
     max_file_mb: MaxFileOpt = 512.0,
     workers: WorkersOpt = None,
 ) -> None:
@@ -797,19 +804,11 @@ def index_command(
 def search(
     query: Annotated[str, typer.Argument(help="Words to look for (a question works too).")],
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to search.")],
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many passages.")] = 5,
+    top_k: TopKOpt = 5,
     index_dir: IndexOpt = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            envvar="DOCQA_MODEL",
-            help="Whose tokenizer cuts the windows (only the tokenizer is loaded).",
-        ),
-    ] = None,
+    model: ModelOpt = None,
     dense: DenseOpt = True,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    as_json: JsonOpt = False,
     max_file_mb: MaxFileOpt = 512.0,
     include_contents: ContentsOpt = False,
 ) -> None:

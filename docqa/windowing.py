@@ -5,6 +5,7 @@ question the token stream is sliced into windows of at most ``max_seq_len`` toke
 (question, context and special tokens together) that overlap by ``doc_stride`` context tokens,
 the same layout as Hugging Face's ``stride``/``return_overflowing_tokens``. Slicing token
 arrays is cheap; tokenizing an 800k-character manual is not, so the slice is what we repeat.
+That shape is one `WindowSpec`, which reading, indexing and training all take and check alike.
 
 A persistent index (`docqa.index`) stores question-independent windows instead, cut by a
 `WindowScheme`: whose tokenizer (`tokenizer_fingerprint`), how many context tokens beside the
@@ -325,6 +326,78 @@ def chunk_length(max_seq_len: int, max_question_len: int, n_special: int) -> int
     return n
 
 
+#: The most special tokens a tokenizer puts around a question–context pair (RoBERTa's
+#: ``<s> q </s></s> c </s>``; BERT's ``[CLS] q [SEP] c [SEP]`` has 3). `WindowSpec` checks a
+#: shape with this bound, before any tokenizer is loaded, so that a shape it accepts works
+#: with every reader.
+MAX_SPECIAL_TOKENS = 4
+#: The longest window docqa accepts; a model's own limit is checked when it loads
+#: (`docqa.modelio.check_window_length`).
+MAX_SEQ_LEN_LIMIT = 4096
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """The shape of the reader's windows, defined and checked here once for reading,
+    indexing, training and evaluation.
+
+    ``max_seq_len`` tokens per window (question, context and special tokens together),
+    ``doc_stride`` context tokens of overlap between neighbouring windows, questions cut to
+    ``max_question_len`` tokens. A window must hold the longest question, the special tokens
+    and more context than the overlap, or cutting a document into windows never advances.
+
+    >>> WindowSpec()
+    WindowSpec(max_seq_len=384, doc_stride=128, max_question_len=64)
+    >>> WindowSpec(max_seq_len=256).chunk_len(3)
+    189
+    >>> WindowSpec(max_seq_len=128, doc_stride=128)
+    Traceback (most recent call last):
+    ...
+    docqa.errors.InputError: doc_stride (128) must be smaller than the 60 context tokens left in a 128-token window (max_seq_len) beside a 64-token question (max_question_len) and the special tokens.
+    """  # noqa: E501
+
+    max_seq_len: int = 384
+    doc_stride: int = 128
+    max_question_len: int = 64
+
+    def __post_init__(self):
+        for name in ("max_seq_len", "doc_stride", "max_question_len"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise InputError(f"{name} must be a whole number of tokens, not {value!r}.")
+        if self.max_question_len < 1:
+            raise InputError("max_question_len must be at least 1.")
+        if self.doc_stride < 0:
+            raise InputError(f"doc_stride must be 0 or more, not {self.doc_stride}.")
+        if self.max_seq_len > MAX_SEQ_LEN_LIMIT:
+            raise InputError(f"max_seq_len above {MAX_SEQ_LEN_LIMIT} is not supported.")
+        room = self.max_seq_len - self.max_question_len - MAX_SPECIAL_TOKENS
+        if self.doc_stride >= room:
+            raise InputError(
+                f"doc_stride ({self.doc_stride}) must be smaller than the {max(room, 0)} "
+                f"context tokens left in a {self.max_seq_len}-token window (max_seq_len) beside "
+                f"a {self.max_question_len}-token question (max_question_len) and the special "
+                "tokens."
+            )
+
+    def chunk_len(self, n_special: int) -> int:
+        """Context tokens per stored chunk: what a window keeps beside the longest question
+        and ``n_special`` special tokens (`chunk_length`), so that the reader reads each chunk
+        as one window.
+
+        >>> WindowSpec().chunk_len(3)
+        317
+        """
+        n = chunk_length(self.max_seq_len, self.max_question_len, n_special)
+        # Fails only for a tokenizer with more than MAX_SPECIAL_TOKENS special tokens.
+        if self.doc_stride >= n:
+            raise InputError(
+                f"doc_stride ({self.doc_stride}) must be smaller than this tokenizer's "
+                f"{n} context tokens per window."
+            )
+        return n
+
+
 # -- the window scheme of a persistent index ---------------------------------------------------
 
 
@@ -388,9 +461,9 @@ class WindowScheme:
     def for_tokenizer(
         cls,
         tokenizer,
-        max_seq_len: int = 384,
-        doc_stride: int = 128,
-        max_question_len: int = 64,
+        max_seq_len: int = WindowSpec.max_seq_len,
+        doc_stride: int = WindowSpec.doc_stride,
+        max_question_len: int = WindowSpec.max_question_len,
     ) -> WindowScheme:
         n_special = pair_template(tokenizer).n_special
         return cls.remembered(
@@ -407,22 +480,17 @@ class WindowScheme:
         cls,
         fingerprint: str,
         n_special: int,
-        max_seq_len: int = 384,
-        doc_stride: int = 128,
-        max_question_len: int = 64,
+        max_seq_len: int = WindowSpec.max_seq_len,
+        doc_stride: int = WindowSpec.doc_stride,
+        max_question_len: int = WindowSpec.max_question_len,
         *,
         tokenizer=None,
         load: Callable[[], WindowScheme] | None = None,
     ) -> WindowScheme:
         """The scheme of a tokenizer known by its fingerprint and special-token count, with
         the tokenizer itself (``tokenizer``) or a way to load it when needed (``load``)."""
-        chunk_len = chunk_length(max_seq_len, max_question_len, n_special)
-        if doc_stride >= chunk_len:
-            raise InputError(
-                f"doc_stride ({doc_stride}) must be smaller than the window's context "
-                f"({chunk_len} tokens)."
-            )
-        return cls(fingerprint, chunk_len, doc_stride, tokenizer, load)
+        spec = WindowSpec(max_seq_len, doc_stride, max_question_len)
+        return cls(fingerprint, spec.chunk_len(n_special), doc_stride, tokenizer, load)
 
     @classmethod
     def default(cls, model: str | None = None, **settings) -> WindowScheme:
