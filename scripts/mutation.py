@@ -38,15 +38,16 @@ def prepare() -> None:
     (WORKTREE / "shared").symlink_to(ROOT.parent / "shared")
 
 
-def report() -> dict[str, dict[str, int]]:
-    """Killed, survived and total mutants per mutated module, from mutmut's own records."""
-    scores: dict[str, dict[str, int]] = {}
+def report() -> dict[str, Counter]:
+    """Mutants per mutated module and status (killed, survived, no tests, timeout, ...), in
+    mutmut's own words for its exit codes."""
+    from mutmut.stats import status_by_exit_code
+
+    scores: dict[str, Counter] = {}
     for meta in sorted((WORKTREE / "mutants").rglob("*.py.meta")):
         module = str(meta.relative_to(WORKTREE / "mutants"))[: -len(".meta")]
-        codes = Counter(json.loads(meta.read_text())["exit_code_by_key"].values())
-        total = sum(codes.values())
-        killed = total - codes.get(0, 0)  # 0: the tests passed on the broken copy
-        scores[module] = {"killed": killed, "survived": codes.get(0, 0), "total": total}
+        codes = json.loads(meta.read_text())["exit_code_by_key"].values()
+        scores[module] = Counter(status_by_exit_code[code] for code in codes)
     return scores
 
 
@@ -58,16 +59,14 @@ def main() -> None:
         prepare()
         subprocess.run([sys.executable, "-m", "mutmut", "run"], cwd=WORKTREE, check=False)
     scores = report()
-    print("| module | killed | survived | total | score |")
-    print("|---|---|---|---|---|")
-    for module, s in scores.items():
-        print(
-            f"| {module} | {s['killed']} | {s['survived']} | {s['total']} | "
-            f"{100 * s['killed'] / max(1, s['total']):.1f} % |"
-        )
-    killed = sum(s["killed"] for s in scores.values())
-    total = sum(s["total"] for s in scores.values())
-    print(f"| all | {killed} | {total - killed} | {total} | {100 * killed / max(1, total):.1f} % |")
+    # "no tests": no selected test reaches the mutated function, so nothing could catch it.
+    statuses = ("killed", "timeout", "survived", "no tests")
+    print("| module | " + " | ".join(statuses) + " | total | killed % |")
+    print("|---|" + "---|" * (len(statuses) + 2))
+    for module, counts in [*scores.items(), ("all", sum(scores.values(), Counter()))]:
+        total = sum(counts.values())
+        cells = " | ".join(str(counts.get(name, 0)) for name in statuses)
+        print(f"| {module} | {cells} | {total} | {100 * counts['killed'] / max(1, total):.1f} |")
     survivors = subprocess.run(
         [sys.executable, "-m", "mutmut", "results"], cwd=WORKTREE, capture_output=True, text=True
     ).stdout
