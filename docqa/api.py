@@ -46,6 +46,7 @@ from docqa.windowing import (
     TokenizedText,
     Window,
     WindowSpec,
+    check_question,
     make_windows,
     pair_template,
     tokenize_question,
@@ -354,8 +355,7 @@ class DocQA:
         """
         if top_k < 1:
             raise InputError("top_k must be at least 1.")
-        if not question or not question.strip():
-            raise InputError("The question is empty.")
+        check_question(question)
         # The model loads while the files are parsed: parsing runs in worker processes, so
         # this process has a core to spare, and the first answer waits for the longer of the
         # two instead of their sum.

@@ -191,10 +191,15 @@ def _encoding_arrays(enc, shift: int) -> tuple[np.ndarray, ...]:
     return ids, starts, ends, starts[first_of], ends[last_of]
 
 
-def tokenize_question(tokenizer, question: str, max_question_len: int) -> list[int]:
-    """Question token ids, cut to ``max_question_len`` with a warning rather than an error."""
+def check_question(question: str) -> None:
+    """Refuse an empty question (before anything is loaded or read for it)."""
     if not question or not question.strip():
         raise InputError("The question is empty.")
+
+
+def tokenize_question(tokenizer, question: str, max_question_len: int) -> list[int]:
+    """Question token ids, cut to ``max_question_len`` with a warning rather than an error."""
+    check_question(question)
     ids = fast_backend(tokenizer).encode(question.strip(), add_special_tokens=False).ids
     if len(ids) > max_question_len:
         warnings.warn(
@@ -504,12 +509,7 @@ def tokenizer_files_key(model: str | None = None) -> str | None:
     """A key that changes whenever the files of ``model``'s tokenizer may have changed (its
     folder, and each file's name, size and modification time), found without loading it; None
     when the folder is not known without loading (a hub name not in the cache)."""
-    from docqa.modelio import cached_model_folder
-    from docqa.reader import resolve_model
-
-    name = resolve_model(model)
-    local = Path(name).expanduser()
-    folder = local if local.is_dir() else cached_model_folder(name)
+    _, folder = _model_folder(model)
     if folder is None:
         return None
     try:
@@ -523,6 +523,17 @@ def tokenizer_files_key(model: str | None = None) -> str | None:
     return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
+def _model_folder(model: str | None) -> tuple[str, Path | None]:
+    """``model`` resolved (`resolve_model`), and its local folder: the path itself, or its
+    snapshot in the Hugging Face cache (None when neither is on this machine)."""
+    from docqa.modelio import cached_model_folder
+    from docqa.reader import resolve_model
+
+    name = resolve_model(model)
+    local = Path(name).expanduser()
+    return name, local if local.is_dir() else cached_model_folder(name)
+
+
 def load_tokenizer(model: str | None = None):
     """The tokenizer of ``model`` (name or folder; default the bundled reader), offline.
 
@@ -533,15 +544,12 @@ def load_tokenizer(model: str | None = None):
     from transformers.utils import logging as hf_logging
 
     from docqa.errors import ModelLoadError
-    from docqa.modelio import cached_model_folder, check_model_folder
-    from docqa.reader import resolve_model
+    from docqa.modelio import check_model_folder
     from docqa.retrieve import encoder_path
 
     hf_logging.set_verbosity_error()
-    name = resolve_model(model)
+    name, folder = _model_folder(model)
     # No code from the model folder: refused with its own sentence, whoever named the model.
-    local = Path(name).expanduser()
-    folder = local if local.is_dir() else cached_model_folder(name)
     if folder is not None:
         check_model_folder(folder, weights=False)
     try:

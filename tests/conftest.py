@@ -92,3 +92,17 @@ def plant(monkeypatch, tokenizer):
         return model
 
     return install
+
+
+def invoke_cli(args, env: dict | None = None):
+    """`docqa ARGS` in-process; never a traceback or an uncaught exception."""
+    from typer.testing import CliRunner
+
+    from docqa.cli import app
+
+    result = CliRunner().invoke(app, list(args), env=env)
+    for stream in (result.stdout, result.stderr):
+        assert "Traceback" not in stream
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError(f"uncaught {result.exception!r}") from result.exception
+    return result

@@ -8,12 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PHRASE, filler
+from conftest import PHRASE, filler, invoke_cli
 from pdfgen import make_pdf
-from typer.testing import CliRunner
 
 from docqa import load
-from docqa.cli import app
 
 ANSWER_KEYS = {"text", "score", "source", "page", "start", "end", "context"}
 SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "sample_docs"
@@ -24,12 +22,7 @@ def run(*args: str, env: dict | None = None):
         # BM25 only: loading the dense encoder and encoding every window costs 5-15 s per
         # test on CPU, and retrieval is not what these tests are about (its own tests are).
         args = (*args, "--no-dense")
-    result = CliRunner().invoke(app, list(args), env=env)
-    for stream in (result.stdout, result.stderr):
-        assert "Traceback" not in stream
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise AssertionError(f"uncaught {result.exception!r}") from result.exception
-    return result
+    return invoke_cli(args, env=env)
 
 
 def one_error(result) -> str:

@@ -16,17 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import PHRASE, filler
+from conftest import PHRASE, filler, invoke_cli
 from filelock import FileLock
 from pdfgen import encrypt_pdf, make_pdf
 from planted import PlantedModel, planted_loader
-from typer.testing import CliRunner
 
 import docqa
 import docqa.index.ingest
 import docqa.reader
 from docqa import DocQA, Document
-from docqa.cli import app
 from docqa.errors import IndexCorruptError
 from docqa.index import Index
 from docqa.index.store import DB_NAME, LOCK_NAME, Store
@@ -316,12 +314,7 @@ def test_a_failure_inside_a_files_commit_leaves_no_half_written_file(tmp_path, s
 
 def invoke(*args: str):
     """`docqa` in-process; never a traceback or an uncaught exception."""
-    result = CliRunner().invoke(app, list(args))
-    for stream in (result.stdout, result.stderr):
-        assert "Traceback" not in stream
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise AssertionError(f"uncaught {result.exception!r}") from result.exception
-    return result
+    return invoke_cli(args)
 
 
 def one_error(result) -> str:

@@ -159,6 +159,20 @@ INDEX_ONCE = (
 )
 
 
+def run_script(script: str, *args) -> str:
+    """``python -c script ARGS`` in a fresh process with this checkout first; its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_reindexing_an_unchanged_folder_loads_no_tokenizer_and_a_new_file_still_gets_windows(
     tmp_path,
 ):
@@ -168,19 +182,9 @@ def test_reindexing_an_unchanged_folder_loads_no_tokenizer_and_a_new_file_still_
     folder = tmp_path / "docs"
     notes(folder, 0, 3)
     ix = tmp_path / "ix"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
     def index_once() -> dict:
-        done = subprocess.run(
-            [sys.executable, "-c", INDEX_ONCE, str(ix), str(folder)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
+        return json.loads(run_script(INDEX_ONCE, ix, folder))
 
     assert index_once() == {"parsed": 3, "tokenized": 3, "transformers": True}
     assert index_once() == {"parsed": 0, "tokenized": 0, "transformers": False}
@@ -197,21 +201,15 @@ def test_a_question_also_remembers_the_tokenizer_for_the_next_process(tmp_path):
     folder = tmp_path / "docs"
     notes(folder, 0, 2)
     ix = tmp_path / "ix"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     ask = (
         "import sys; from docqa import DocQA; DocQA(index=sys.argv[1]).ask('Note?', [sys.argv[2]])"
     )
-    for script in (ask, INDEX_ONCE):
-        done = subprocess.run(
-            [sys.executable, "-c", script, str(ix), str(folder)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"parsed": 0, "tokenized": 0, "transformers": False}
+    run_script(ask, ix, folder)
+    assert json.loads(run_script(INDEX_ONCE, ix, folder)) == {
+        "parsed": 0,
+        "tokenized": 0,
+        "transformers": False,
+    }
 
 
 def test_the_remembered_tokenizer_is_forgotten_when_its_files_change(tmp_path):
