@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--max-seq-len", type=int, default=384)
     parser.add_argument("--precision", default="fp32")
     parser.add_argument(
-        "--windows", type=int, default=None, help="read the N best retrieved windows (ask's 10)"
+        "--chunks", type=int, default=None, help="read the N best retrieved chunks (ask's 10)"
     )
     args = parser.parse_args()
 
@@ -70,13 +70,13 @@ def main() -> None:
             level=args.level,
             limit=args.limit,
             per_article=args.per_article,
-            windows=args.windows,
+            chunks=args.chunks,
         )
         rows.append(
             {
                 "max_context": max_context,
                 "rank_by": rank_by,
-                "windows": args.windows,
+                "chunks": args.chunks,
                 "exact": round(report.exact, 2),
                 "f1": round(report.f1, 2),
                 "total": report.total,

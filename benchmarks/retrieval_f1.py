@@ -1,10 +1,10 @@
 """Document-level EM/F1 by retrieval depth: how many windows should the reader read?
 
 Each sampled SQuAD dev question is asked of its whole article (``--level document``) with
-``DocQA.predict(question, [article], windows=N)`` for every depth N, for BM25-only and fused
+``DocQA.predict(question, [article], chunks=N)`` for every depth N, for BM25-only and fused
 retrieval, and with the retriever's score added to the reader's span score at several weights
 (``retriever_weight``, the linear fusion of cdQA and BERTserini); and once reading every window
-(``windows=None``, the exhaustive mode). Reader logits are cached per window, so a window read
+(``chunks=None``, the exhaustive mode). Reader logits are cached per window, so a window read
 at several depths costs one forward pass.
 
 Questions are sampled evenly from every article (``--per-article``), not the first N of the
@@ -134,7 +134,7 @@ def main() -> None:
             for s in settings:
                 ranker, w, n = s
                 qa = readers[(rankers[0], 0.0)] if ranker == "all" else readers[(ranker, w)]
-                pred = qa.predict(q.question, docs, windows=n)
+                pred = qa.predict(q.question, docs, chunks=n)
                 predictions[s][q.id] = pred.answers[0].text if pred.answers else ""
                 recalled[s] += gold_in_windows(gold, pred.windows_read, 0)
             done += 1

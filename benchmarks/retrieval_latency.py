@@ -4,7 +4,7 @@ Same run, same model, same precision:
 
 1. index build throughput: ``gnuplot.pdf`` alone, then all of ``../shared/corpus/manuals/``
    (pages/s of PDF parsing, and the whole build with tokenization, BM25 and dense vectors);
-2. median question latency after indexing: retrieval (``--windows``) over gnuplot alone and over
+2. median question latency after indexing: retrieval (``--chunks``) over gnuplot alone and over
    all three manuals, and exhaustive reading of gnuplot.
 
 The reader is a randomly initialised BERT QA model with bert-large's shape (24 layers, 1024
@@ -85,7 +85,7 @@ def main() -> None:
     p.add_argument("--model", help="reader folder (default: random bert-large)")
     p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "docqa-bench")
     p.add_argument("--questions", type=int, default=3)
-    p.add_argument("--windows", type=int, default=20)
+    p.add_argument("--chunks", type=int, default=20)
     p.add_argument("--precision", default="auto")
     p.add_argument("--sample-windows", type=int, default=8)
     p.add_argument("--full-exhaustive", action="store_true")
@@ -101,12 +101,12 @@ def main() -> None:
     questions = QUESTIONS[: args.questions]
     gnuplot = MANUALS / "gnuplot.pdf"
 
-    def reader(index_dir: Path, windows: int | None) -> DocQA:
+    def reader(index_dir: Path, chunks: int | None) -> DocQA:
         return DocQA(
             model=model,
             device="cpu",
             precision=args.precision,
-            windows=windows,
+            chunks=chunks,
             index=index_dir,
             dense=not args.no_dense,
         )
@@ -114,7 +114,7 @@ def main() -> None:
     report: dict = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs"}
     with tempfile.TemporaryDirectory(dir=args.cache) as tmp:
         # One index: gnuplot first, then the whole folder (gnuplot is not parsed again).
-        qa_one = reader(Path(tmp) / "index", args.windows)
+        qa_one = reader(Path(tmp) / "index", args.chunks)
         log("loading the model")
         _, load_s = timed(qa_one.warm_up)
         report["model_load_s"] = round(load_s, 1)
@@ -165,15 +165,15 @@ def main() -> None:
             for q in questions:
                 for label, ask_paths in timed_paths:
                     (pred, _), seconds = timed(
-                        lambda q=q, a=ask_paths: qa_one.ask_paths(q, a, 1, args.windows)
+                        lambda q=q, a=ask_paths: qa_one.ask_paths(q, a, 1, args.chunks)
                     )
                     latencies[label].append(seconds)
-                    assert len(pred.windows_read) >= min(args.windows, 1)
+                    assert len(pred.windows_read) >= min(args.chunks, 1)
                 if name == "gnuplot" and not args.full_exhaustive:
                     exhaustive_sample(q)
             for label, values in latencies.items():
                 report[f"retrieval_{label}"] = {
-                    "windows": args.windows,
+                    "windows": args.chunks,
                     "median_s": round(statistics.median(values), 2),
                     "all_s": [round(x, 2) for x in values],
                 }
@@ -216,9 +216,9 @@ def main() -> None:
             f"{b['reindex_unchanged_s']} s"
         )
     print(f"{'setting':44}{'windows':>9}{'median s':>10}")
-    print(f"{'gnuplot, index of gnuplot, retrieval':44}{args.windows:>9}{r1:>10}")
-    print(f"{'gnuplot, index of three manuals, retrieval':44}{args.windows:>9}{r1b:>10}")
-    print(f"{'three manuals, retrieval':44}{args.windows:>9}{r3:>10}")
+    print(f"{'gnuplot, index of gnuplot, retrieval':44}{args.chunks:>9}{r1:>10}")
+    print(f"{'gnuplot, index of three manuals, retrieval':44}{args.chunks:>9}{r1b:>10}")
+    print(f"{'three manuals, retrieval':44}{args.chunks:>9}{r3:>10}")
     print(f"{'gnuplot, exhaustive':44}{exhaustive['windows']:>9}{exhaustive['median_s']:>10}")
     print(
         f"speed-up {report['speedup_vs_exhaustive']}x ({exhaustive['measured']}); three "

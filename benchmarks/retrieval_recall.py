@@ -5,7 +5,7 @@ windows the reader reads) and check whether a gold answer lies entirely inside o
 top k. Two settings, both from the issue:
 
 * document: each question searches only its own article's windows (what ``docqa eval
-  --level document --windows k`` does);
+  --level document --chunks k`` does);
 * corpus: all articles in one index, the question's article not given.
 
 Rankers compared, on the same windows: BM25 (bm25s, stemmed, stop words), dense (MiniLM
@@ -127,7 +127,7 @@ def main() -> None:
             blocks, owner_blocks = [], []
             for d, g in enumerate(groups):
                 lo, n = spans[d]
-                v, o = enc.encode_windows(
+                v, o = enc.encode_chunks(
                     g.document.text, [(c.start, c.end) for c in chunks[lo : lo + n]]
                 )
                 blocks.append(v)

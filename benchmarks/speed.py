@@ -239,8 +239,11 @@ def docqa_worker(job_path: str, out_path: str) -> None:
     if job.get("batch_size"):
         settings["batch_size"] = job["batch_size"]
     accepted = inspect.signature(DocQA).parameters
-    # Exhaustive reading: every window, as the pipeline does (no retrieval, no index).
-    if "windows" in accepted:
+    # Exhaustive reading: every window, as the pipeline does (no retrieval, no index). Older
+    # checkouts (timed as baselines) called the reading depth ``windows``.
+    if "retrieval" in accepted:
+        settings["chunks"] = None
+    elif "windows" in accepted:
         settings["windows"] = None
     if "index" in accepted:
         settings["index"] = False

@@ -8,7 +8,7 @@
 
 from typing import TYPE_CHECKING
 
-from docqa.api import DEFAULT_WINDOWS, DocQA, check_paths
+from docqa.api import DEFAULT_CHUNKS, Decoding, DocQA, Retrieval, check_paths
 from docqa.errors import DocQAError, InputError, LoaderError, ModelLoadError, NoDocumentsError
 from docqa.evaluate import DocsEvalReport, EvalReport, evaluate, evaluate_docs
 from docqa.loaders import LoadResult, load, load_paths
@@ -40,9 +40,10 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "DEFAULT_WINDOWS",
+    "DEFAULT_CHUNKS",
     "EVAL_LEVELS",
     "Answer",
+    "Decoding",
     "DocQA",
     "DocQAError",
     "DocsEvalReport",
@@ -59,6 +60,7 @@ __all__ = [
     "Page",
     "Prediction",
     "Region",
+    "Retrieval",
     "Section",
     "TrainConfig",
     "UpdateReport",

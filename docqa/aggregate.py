@@ -15,11 +15,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from docqa.spans import best_spans
+from docqa.types import Document
 from docqa.windowing import TokenizedText, Window
 
 
@@ -208,6 +209,102 @@ def without_marker(text: str, start: int, end: int) -> int:
     """
     found = _TRAILING_MARKER.search(text, start, end)
     return found.start(1) if found else end
+
+
+def starts_outside(
+    allowed: np.ndarray | None, token_starts: np.ndarray, spans: Sequence[tuple[int, int]]
+) -> np.ndarray | None:
+    """``allowed`` (a window's mask of the tokens that may start an answer, or None for all)
+    without the tokens whose first character (``token_starts``) lies in one of ``spans``
+    (regions of a skipped role: a table of contents, an index).
+
+    >>> starts_outside(None, np.array([0, 5, 10, 15]), [(5, 11)]).tolist()
+    [True, False, False, True]
+    >>> starts_outside(np.array([False, True, True, True]), np.array([0, 5, 10, 15]), []).tolist()
+    [False, True, True, True]
+    """
+    if not spans:
+        return allowed
+    inside = np.zeros(len(token_starts), dtype=bool)
+    for lo, hi in spans:
+        inside |= (token_starts >= lo) & (token_starts < hi)
+    return ~inside if allowed is None else allowed & ~inside
+
+
+def answer_breaks(doc: Document) -> list[int]:
+    """Where an answer may not run across (`answer_defect`'s ``breaks``): the starts of the
+    document's pages but the first, and the edges of its regions (a table of contents, moved
+    footnotes), sorted."""
+    edges = {page.start for page in doc.pages[1:]}
+    edges.update(edge for r in doc.regions for edge in (r.start, r.end))
+    return sorted(edges)
+
+
+def sane_candidates(candidates: Iterable[Candidate], text: str, breaks: Sequence[int]) -> list:
+    """``candidates`` without what no person would accept as an answer (`answer_defect`),
+    each widened to whole code tokens (`whole_code_token`) and cut before a footnote marker
+    glued to its last word (`without_marker`)."""
+    kept = []
+    for c in candidates:
+        start, end = whole_code_token(text, c.start, c.end)
+        end = without_marker(text, start, end)
+        if answer_defect(text, start, end, breaks) is None:
+            kept.append(c if (start, end) == (c.start, c.end) else replace(c, start=start, end=end))
+    return kept
+
+
+def retrieval_boosts(scores: Sequence[float], weight: float) -> list[float] | None:
+    """What each chunk read adds to its spans' logits: ``weight`` times its retrieval score
+    scaled to [0, 1] over the chunks read (linear fusion of retriever and reader, as cdQA and
+    BERTserini do). None when nothing is added: no weight, one chunk, or all scores equal.
+
+    >>> retrieval_boosts([2.0, 4.0, 3.0], 4.0)
+    [0.0, 4.0, 2.0]
+    >>> retrieval_boosts([1.0, 1.0], 4.0) is None, retrieval_boosts([1.0, 2.0], 0.0) is None
+    (True, True)
+    """
+    if not weight or len(scores) < 2:
+        return None
+    lo, hi = min(scores), max(scores)
+    if hi <= lo:
+        return None
+    return [weight * (s - lo) / (hi - lo) for s in scores]
+
+
+def rank_candidates(
+    candidates: Sequence[Candidate],
+    null_logits: Sequence[float],
+    boosts: Sequence[float] | None = None,
+    rank_by: str = "logit",
+    no_answer_threshold: float | None = None,
+) -> tuple[list[Candidate], float | None]:
+    """The candidates of every window read, merged and ranked: ``(ranked, null_score_diff)``.
+
+    ``boosts`` (one per candidate: its chunk's `retrieval_boosts`) are added to the logits
+    that rank, but the no-answer decision stays in raw reader logits: ``null_score_diff`` is
+    computed before them. ``rank_by="null_margin"`` ranks each span by its margin over its own
+    window's no-answer score (Alberti et al. 2019's Natural Questions baseline): a window the
+    reader thinks holds no answer cannot lend a high raw logit to its best span. With
+    ``no_answer_threshold`` set and the best no-answer score ahead of the best span by more
+    than it, the question is judged unanswerable: ``ranked`` is empty.
+
+    >>> a, b = Candidate(0, 0, 4, 5.0, 1.0), Candidate(0, 9, 12, 4.0, -2.0)
+    >>> [c.start for c in rank_candidates([a, b], [1.0, -2.0])[0]]
+    [0, 9]
+    >>> [c.start for c in rank_candidates([a, b], [1.0, -2.0], rank_by="null_margin")[0]]
+    [9, 0]
+    >>> rank_candidates([a, b], [9.0], no_answer_threshold=3.0)
+    ([], 4.0)
+    """
+    diff = null_score_diff(merge_duplicates(candidates), list(null_logits))
+    ranked = list(candidates)
+    if boosts is not None:
+        ranked = [replace(c, logit=c.logit + b) for c, b in zip(ranked, boosts, strict=True)]
+    if rank_by == "null_margin":
+        ranked = [replace(c, logit=c.logit - c.null_logit) for c in ranked]
+    if no_answer_threshold is not None and diff is not None and diff > no_answer_threshold:
+        return [], diff
+    return merge_duplicates(ranked), diff
 
 
 def merge_duplicates(candidates: Iterable[Candidate]) -> list[Candidate]:

@@ -7,26 +7,28 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from docqa.aggregate import (
-    answer_defect,
+    answer_breaks,
     context_line,
-    merge_duplicates,
-    null_score_diff,
+    rank_candidates,
+    retrieval_boosts,
+    sane_candidates,
+    starts_outside,
     top_answers,
-    whole_code_token,
     window_candidates,
-    without_marker,
 )
 from docqa.errors import InputError
 from docqa.loaders import LoadResult, load_paths
@@ -34,11 +36,11 @@ from docqa.loaders.walk import walk
 from docqa.reader import Reader
 from docqa.retrieve import (
     SKIPPED_ROLES,
+    ChunkVectors,
     Retriever,
-    WindowVectors,
     chunk_windows,
     make_chunks,
-    skipped_windows,
+    skipped_chunks,
 )
 from docqa.spans import best_window_per_token
 from docqa.types import Answer, Document, Prediction, WindowRef
@@ -62,22 +64,114 @@ Sources = Source | Iterable[Source]
 #: CLI shows the files' statuses then, and times the phases).
 Indexed = Callable[["UpdateReport"], None]
 
-#: Windows read per question when retrieving (``DocQA(windows=...)``, ``docqa ask --windows``).
+#: Chunks read per question when retrieving (``Retrieval.chunks``, ``docqa ask --chunks``).
 #: Chosen by document-level F1 and window recall of the bundled reader on SQuAD dev: with
-#: `RETRIEVER_WEIGHT`, reading 3 to 20 windows ties, and 10 keeps recall higher for readers
-#: less easily distracted. Figures: README, "How many windows, and how retriever and reader
+#: `RETRIEVER_WEIGHT`, reading 3 to 20 chunks ties, and 10 keeps recall higher for readers
+#: less easily distracted. Figures: README, "How many chunks, and how retriever and reader
 #: combine" (``python benchmarks/retrieval_f1.py --per-article 4 --exhaustive chunks``;
 #: results in ``benchmarks/results/retrieval-f1-*.txt``).
-DEFAULT_WINDOWS = 10
+DEFAULT_CHUNKS = 10
 #: Retrieved chunks of one document less than this many tokens apart are read as one span of
 #: its tokens (`DocQA._read_ranked`); further apart, no word (at most 100 characters for
 #: WordPiece) can belong to two spans.
 SPAN_GAP = 128
-#: Linear fusion of retriever and reader (``DocQA(retriever_weight=...)``): a span's score gains
-#: this times its window's retrieval score scaled to [0, 1] over the windows read. Chosen by
-#: the same measurement as `DEFAULT_WINDOWS` (same README section and command): of the
-#: weights tried, the only one whose F1 stays flat from 3 windows read on.
+#: Linear fusion of retriever and reader (``Retrieval.retriever_weight``): a span's score gains
+#: this times its chunk's retrieval score scaled to [0, 1] over the chunks read. Chosen by
+#: the same measurement as `DEFAULT_CHUNKS` (same README section and command): of the
+#: weights tried, the only one whose F1 stays flat from 3 chunks read on.
 RETRIEVER_WEIGHT = 4.0
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How the reader's logits become answers, checked when built.
+
+    ``max_answer_len`` tokens at most per answer; ``top_n_per_window`` best starts and ends
+    tried in each window; ``max_context``: a token starts an answer only in the window where
+    it has the most context (`docqa.spans`); ``no_answer_threshold``: with a number, the
+    question is judged unanswerable (no answers) when the best no-answer score beats the best
+    span's by more than it, in raw logits; ``rank_by``: ``"logit"`` (the span's raw score) or
+    ``"null_margin"`` (its margin over its own window's no-answer score).
+
+    >>> Decoding(max_answer_len=0)
+    Traceback (most recent call last):
+    docqa.errors.InputError: max_answer_len must be at least 1.
+    """
+
+    max_answer_len: int = 30
+    top_n_per_window: int = 20
+    max_context: bool = True
+    no_answer_threshold: float | None = None
+    rank_by: str = "logit"
+
+    def __post_init__(self):
+        if self.max_answer_len < 1:
+            raise InputError("max_answer_len must be at least 1.")
+        if self.top_n_per_window < 1:
+            raise InputError("top_n_per_window must be at least 1.")
+        if self.rank_by not in ("logit", "null_margin"):
+            raise InputError("rank_by must be 'logit' or 'null_margin'.")
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """Which chunks the reader reads, checked when built.
+
+    ``chunks``: the retriever's best N chunks per question (None: every window of every
+    document); ``dense``: fuse BM25 with sentence-encoder similarity (None: when the encoder
+    package is installed); ``retriever_weight``: how much the retrieval score adds to a span's;
+    ``include_contents``: also read tables of contents and indexes (`SKIPPED_ROLES`).
+    """
+
+    chunks: int | None = DEFAULT_CHUNKS
+    dense: bool | None = None
+    retriever_weight: float = RETRIEVER_WEIGHT
+    include_contents: bool = False
+
+    def __post_init__(self):
+        if self.chunks is not None and self.chunks < 1:
+            raise InputError("chunks must be at least 1 (or None to read every window).")
+
+
+#: The settings objects `DocQA` groups its simple keywords into, and the keyword of each.
+_GROUPS = {"window_spec": WindowSpec, "decoding": Decoding, "retrieval": Retrieval}
+
+
+def _group_settings(given: dict, simple: dict) -> dict:
+    """Each settings object of `_GROUPS`: the one given (or the defaults), with the simple
+    keywords among ``simple`` that are its fields put in. Unknown keywords are a TypeError,
+    as Python would say."""
+    if "windows" in simple:  # the old name (issue 18: a window is the reader's input)
+        warnings.warn("DocQA(windows=...) is now chunks=...", DeprecationWarning, stacklevel=3)
+        simple.setdefault("chunks", simple.pop("windows"))
+    out = {}
+    for name, kind in _GROUPS.items():
+        mine = {f.name: simple.pop(f.name) for f in fields(kind) if f.name in simple}
+        base = given.get(name)
+        if base is not None and not isinstance(base, kind):
+            raise InputError(f"{name} must be a {kind.__name__}.")
+        out[name] = replace(base, **mine) if base is not None else kind(**mine)
+    if simple:
+        raise TypeError(f"DocQA() got an unexpected keyword argument {next(iter(simple))!r}")
+    return out
+
+
+def renamed(old: str, new: str):
+    """Accept keyword ``old`` for ``new``, with a DeprecationWarning (a renamed parameter)."""
+
+    def wrap(method):
+        @functools.wraps(method)
+        def call(*args, **kwargs):
+            if old in kwargs:
+                warnings.warn(
+                    f"{method.__name__}({old}=...) is now {new}=...", DeprecationWarning, 2
+                )
+                kwargs.setdefault(new, kwargs.pop(old))
+            return method(*args, **kwargs)
+
+        return call
+
+    return wrap
 
 
 class DocQA:
@@ -86,37 +180,44 @@ class DocQA:
     The model loads once, on first use, and is reused for every question. Each document is
     tokenized once and the tokens are reused for every later question about it.
 
+    Settings come in three checked, frozen objects: ``window_spec`` (`WindowSpec`: the
+    window shape), ``decoding`` (`Decoding`) and ``retrieval`` (`Retrieval`). Each of their
+    fields may also be given as a keyword of its own (``DocQA(max_answer_len=10)``), which
+    overrides the object's. The others are the reader's (``model``, ``device``,
+    ``batch_size``, ``precision``, ``allow_pickle``) and the index's (``index``: None for the
+    default folder, a path, or False for none; ``max_file_mb``; ``workers``); ``cache_size``
+    tokenized documents are kept in memory.
+
     Settings are checked here, when the object is built, not on the first question.
+
+    >>> DocQA(decoding=Decoding(rank_by="null_margin"), chunks=5).retrieval.chunks
+    5
     """
 
     def __init__(
         self,
         model: str | None = None,
         device: str = "auto",
-        max_seq_len: int = WindowSpec.max_seq_len,
-        doc_stride: int = WindowSpec.doc_stride,
-        max_answer_len: int = 30,
-        max_question_len: int = WindowSpec.max_question_len,
+        *,
+        window_spec: WindowSpec | None = None,
+        decoding: Decoding | None = None,
+        retrieval: Retrieval | None = None,
         batch_size: int = 16,
-        top_n_per_window: int = 20,
-        max_context: bool = True,
-        no_answer_threshold: float | None = None,
-        rank_by: str = "logit",
-        cache_size: int = 64,
-        windows: int | None = DEFAULT_WINDOWS,
-        index: str | os.PathLike | bool | None = None,
-        dense: bool | None = None,
-        retriever_weight: float = RETRIEVER_WEIGHT,
         precision: str = "auto",
         allow_pickle: bool = False,
+        index: str | os.PathLike | bool | None = None,
         max_file_mb: float | None = 512.0,
         workers: int | None = None,
-        include_contents: bool = False,
+        cache_size: int = 64,
+        **settings,
     ):
+        groups = _group_settings(
+            {"window_spec": window_spec, "decoding": decoding, "retrieval": retrieval}, settings
+        )
         # The window shape, checked once by `WindowSpec` for reading, indexing and training.
-        self.window_spec = WindowSpec(max_seq_len, doc_stride, max_question_len)
-        if max_answer_len < 1:
-            raise InputError("max_answer_len must be at least 1.")
+        self.window_spec: WindowSpec = groups["window_spec"]
+        self.decoding: Decoding = groups["decoding"]
+        self.retrieval: Retrieval = groups["retrieval"]
         # The name as given (None: $DOCQA_MODEL or the bundled reader): a search that needs
         # only the tokenizer loads it by this name, with `load_tokenizer`'s fallback.
         self._model_request = model
@@ -128,22 +229,12 @@ class DocQA:
             batch_size=batch_size,
             precision=precision,
             allow_pickle=allow_pickle,
-            max_seq_len=max_seq_len,
+            max_seq_len=self.window_spec.max_seq_len,
         )
-        self.max_answer_len = max_answer_len
-        self.top_n_per_window = top_n_per_window
-        self.max_context = max_context
-        self.no_answer_threshold = no_answer_threshold
-        if rank_by not in ("logit", "null_margin"):
-            raise InputError("rank_by must be 'logit' or 'null_margin'.")
-        self.rank_by = rank_by
-        if windows is not None and windows < 1:
-            raise InputError("windows must be at least 1 (or None to read every window).")
-        self.windows = windows
         # None: the default index folder; a path: that folder; False: no persistent index.
         self.index_location = index
+        dense = self.retrieval.dense
         self.dense = _dense_available() if dense is None else dense
-        self.retriever_weight = retriever_weight
         if max_file_mb is not None and not max_file_mb > 0:
             raise InputError("max_file_mb must be positive (or None for no limit).")
         # Files larger than this are skipped unread (status "skipped", saying why).
@@ -152,9 +243,6 @@ class DocQA:
             raise InputError("workers must be at least 1 (or None for one per core).")
         # Processes that parse files while indexing (None: one per core).
         self.workers = workers
-        # Also retrieve and answer from tables of contents and indexes (regions the PDF
-        # loader finds), which are skipped by default.
-        self.include_contents = include_contents
         self._index = None
         self._scheme = None
         self._scheme_from_reader = False
@@ -171,7 +259,7 @@ class DocQA:
     def model_name(self) -> str:
         return self.reader.name
 
-    # The window shape's parts, read from `window_spec` (one frozen, checked `WindowSpec`).
+    # Read-only shortcuts to the settings objects' fields most used here.
     @property
     def max_seq_len(self) -> int:
         return self.window_spec.max_seq_len
@@ -184,6 +272,10 @@ class DocQA:
     def max_question_len(self) -> int:
         return self.window_spec.max_question_len
 
+    @property
+    def include_contents(self) -> bool:
+        return self.retrieval.include_contents
+
     def warm_up(self) -> None:
         """Load the model now instead of on the first question."""
         self.reader.warm_up()  # once, whichever thread asks first
@@ -194,12 +286,13 @@ class DocQA:
         if self.encoder is not None:
             self.encoder.warm_up()
 
+    @renamed("windows", "chunks")
     def ask(
         self,
         question: str,
         sources: Sources,
         top_k: int = 1,
-        windows: int | None = None,
+        chunks: int | None = None,
         exhaustive: bool = False,
     ) -> list[Answer]:
         """The ``top_k`` best answers to ``question`` across all ``sources``, best first.
@@ -209,12 +302,12 @@ class DocQA:
         `NoDocumentsError` says why. An empty list means no span qualified (or, with
         ``no_answer_threshold`` set, the model judged the question unanswerable).
 
-        The reader reads the ``windows`` windows (default: this object's ``windows`` setting)
-        that the retriever ranks best for the question; ``exhaustive=True`` reads every window.
+        The reader reads the ``chunks`` chunks (default: ``retrieval.chunks``) that the
+        retriever ranks best for the question; ``exhaustive=True`` reads every window.
         Paths go through the persistent index (`docqa.index`): files not indexed yet are
         indexed now, so the second question about them parses and tokenizes nothing.
         """
-        depth = None if exhaustive else (windows if windows is not None else self.windows)
+        depth = None if exhaustive else (chunks if chunks is not None else self.retrieval.chunks)
         paths, docs = _split_sources(sources)  # read once: ``sources`` may be a generator
         if docs or not paths or self.index_location is False:
             documents = self._documents(paths, docs)
@@ -288,11 +381,11 @@ class DocQA:
         password=None,
         indexed: Indexed | None = None,
     ) -> tuple[list[Hit], UpdateReport]:
-        """The ``k`` windows of the files in ``sources`` that best match ``query``, with
+        """The ``k`` chunks of the files in ``sources`` that best match ``query``, with
         file, page and snippet, best first, and the `UpdateReport` of bringing the index up
         to date with them: ``(hits, report)``.
 
-        No reader model is loaded, only its tokenizer (which cuts the windows). ``progress``
+        No reader model is loaded, only its tokenizer (which cuts the chunks). ``progress``
         and ``pieces`` are as for `index`; ``indexed(report)`` is called once the index is up
         to date, before ranking. `NoDocumentsError` if no file can be read.
 
@@ -333,12 +426,13 @@ class DocQA:
 
         return LoadOptions(password=password, max_file_mb=self.max_file_mb)
 
+    @renamed("windows", "chunks")
     def ask_paths(
         self,
         question: str,
         paths: Iterable[str | os.PathLike],
         top_k: int = 1,
-        windows: int | None = DEFAULT_WINDOWS,
+        chunks: int | None = DEFAULT_CHUNKS,
         progress=None,
         password=None,
         pieces=None,
@@ -349,7 +443,7 @@ class DocQA:
 
         The index is brought up to date with ``paths`` once (``progress`` and ``pieces`` as
         for `index`), then ``indexed(report)`` is called, before anything is read.
-        ``windows=None`` reads every window (of the stored tokens: nothing is re-tokenized).
+        ``chunks=None`` reads every window (of the stored tokens: nothing is re-tokenized).
         ``max_wait``: seconds of indexing after which no further file is parsed: the answer
         comes from the files read by then (``UpdateReport.unread`` counts the others).
         """
@@ -378,19 +472,19 @@ class DocQA:
             LoadResult((), report.statuses).require_documents()
         index = self._open_index()
         shown = _shown_paths(report)
-        if windows is None:
+        if chunks is None:
             documents = [index.document(i, shown[i]) for i in doc_ids]
             texts = [index.tokenized(i, self.scheme) for i in doc_ids]
             return self._read_all(question_ids, documents, texts, top_k), report
         ranked = index.rank(
-            question, doc_ids, self.scheme, windows, self.encoder, self.include_contents
+            question, doc_ids, self.scheme, chunks, self.encoder, self.include_contents
         )
         return self._read_ranked(question_ids, index, doc_ids, shown, ranked, top_k), report
 
     def _read_ranked(self, question_ids, index, doc_ids, shown, ranked, top_k) -> Prediction:
-        """Read the index's retrieved chunks (``Chunk.doc_index``: the document's id), loading
-        only what they need: the documents they come from and, of each, the tokens around the
-        chunks, never all of a large document's tokens.
+        """Read the index's retrieved chunks, loading only what they need: the documents
+        they come from and, of each, the tokens around the chunks, never all of a large
+        document's tokens.
 
         Chunks of one document that overlap or nearly touch are read as one span of tokens,
         so the max-context rule sees their windows together; spans further apart share no
@@ -398,16 +492,17 @@ class DocQA:
         documents by their position in ``doc_ids``.
         """
         spans: list[list[int]] = []  # [doc_id, first token, end token]
-        for chunk, _ in sorted(ranked, key=lambda cs: (cs[0].doc_index, cs[0].token_start)):
+        for chunk, _ in sorted(ranked, key=lambda cs: (cs[0].doc_id, cs[0].token_start)):
             last = spans[-1] if spans else None
-            if last and last[0] == chunk.doc_index and chunk.token_start <= last[2] + SPAN_GAP:
+            if last and last[0] == chunk.doc_id and chunk.token_start <= last[2] + SPAN_GAP:
                 last[2] = max(last[2], chunk.token_end)
             else:
-                spans.append([chunk.doc_index, chunk.token_start, chunk.token_end])
+                spans.append([chunk.doc_id, chunk.token_start, chunk.token_end])
         loaded: dict[int, Document] = {}
         for doc_id, _, _ in spans:
             if doc_id not in loaded:
                 loaded[doc_id] = index.document(doc_id, shown.get(doc_id))
+        # Each span is read as a document of its own: position s in `documents` and `texts`.
         documents = [loaded[doc_id] for doc_id, _, _ in spans]
         texts = [index.tokens(doc_id, self.scheme, lo, hi) for doc_id, lo, hi in spans]
         local = []
@@ -415,12 +510,11 @@ class DocQA:
             s = next(
                 i
                 for i, (doc_id, lo, hi) in enumerate(spans)
-                if doc_id == chunk.doc_index and lo <= chunk.token_start < hi
+                if doc_id == chunk.doc_id and lo <= chunk.token_start < hi
             )
             lo = spans[s][1]
             start, end = chunk.token_start - lo, chunk.token_end - lo
-            moved = replace(chunk, doc_index=s, token_start=start, token_end=end)
-            local.append((moved, score))
+            local.append((s, replace(chunk, token_start=start, token_end=end), score))
         prediction = self._read_chunks(question_ids, documents, texts, local, top_k)
         position = {doc_id: d for d, doc_id in enumerate(doc_ids)}
         refs = tuple(
@@ -428,26 +522,27 @@ class DocQA:
         )
         return replace(prediction, windows_read=refs)
 
+    @renamed("windows", "chunks")
     def ask_many(
         self,
         questions: Sequence[str],
         sources: Sources,
         top_k: int = 1,
-        windows: int | None = None,
+        chunks: int | None = None,
         exhaustive: bool = False,
     ) -> list[list[Answer]]:
         """Answers to each of ``questions`` from the same ``sources``, in question order.
 
         The sources are loaded and tokenized once and the model loads once for the whole
         batch; each question then costs only its own reading. The result equals
-        ``[self.ask(q, sources, top_k, windows, exhaustive) for q in questions]``.
+        ``[self.ask(q, sources, top_k, chunks, exhaustive) for q in questions]``.
 
         >>> qa.ask_many(["Who?", "When?"], "manual.pdf")  # doctest: +SKIP
         [[Answer(text='Ada Lovelace', ...)], [Answer(text='1843', ...)]]
         """
         if isinstance(questions, str):
             raise InputError("ask_many takes a list of questions; use ask for one question.")
-        depth = None if exhaustive else (windows if windows is not None else self.windows)
+        depth = None if exhaustive else (chunks if chunks is not None else self.retrieval.chunks)
         paths, docs = _split_sources(sources)  # read once: ``sources`` may be a generator
         if paths and not docs and self.index_location is not False:
             # The first question indexes what is new; each later one only checks file times.
@@ -467,29 +562,30 @@ class DocQA:
             raise InputError("No documents were given.")
         return docs
 
+    @renamed("windows", "chunks")
     def predict(
         self,
         question: str,
         documents: Sequence[Document],
         top_k: int = 1,
-        windows: int | None = None,
+        chunks: int | None = None,
     ) -> Prediction:
         """Rank spans from all windows of ``documents`` together.
 
-        By default every window is read. With ``windows=N`` the retriever ranks the documents'
-        question-independent windows (`docqa.retrieve`) and only the best N are read.
+        By default every window is read. With ``chunks=N`` the retriever ranks the documents'
+        question-independent chunks (`docqa.retrieve`) and only the best N are read.
         """
         if top_k < 1:
             raise InputError("top_k must be at least 1.")
-        if windows is not None and windows < 1:
-            raise InputError("windows must be at least 1.")
+        if chunks is not None and chunks < 1:
+            raise InputError("chunks must be at least 1.")
         self.warm_up()
         tokenizer = self.reader.tokenizer
         question_ids = tokenize_question(tokenizer, question, self.max_question_len)
         texts = [self.tokenized(doc) for doc in documents]
-        if windows is None:
+        if chunks is None:
             return self._read_all(question_ids, documents, texts, top_k)
-        ranked = self._rank_in_memory(question, documents, texts, windows)
+        ranked = self._rank_in_memory(question, documents, texts, chunks)
         return self._read_chunks(question_ids, documents, texts, ranked, top_k)
 
     def _read_all(self, question_ids, documents, texts, top_k) -> Prediction:
@@ -505,11 +601,11 @@ class DocQA:
         return self._read(documents, texts, windows, allowed, top_k)
 
     def _read_chunks(self, question_ids, documents, texts, ranked, top_k) -> Prediction:
-        """Read the retrieved chunks ``ranked`` (``(Chunk, score)``, best first)."""
+        """Read the retrieved chunks ``ranked``, best first: ``(d, chunk, score)`` with ``d``
+        the position in ``documents`` and ``texts`` of the chunk's document."""
         windows: list[Window] = []
         scores: list[float] = []
-        for chunk, score in ranked:
-            d = chunk.doc_index
+        for d, chunk, score in ranked:
             read = chunk_windows(
                 self.template, question_ids, texts[d], d, chunk, self.max_seq_len, self.doc_stride
             )
@@ -523,17 +619,12 @@ class DocQA:
             masks = self._allowed_starts([windows[i] for i in mine], len(texts[d]))
             for i, mask in zip(mine, masks, strict=True):
                 allowed[i] = mask
-        boosts = None
-        if self.retriever_weight and len(scores) > 1:
-            # Linear fusion of retriever and reader (as cdQA and BERTserini do), with the
-            # retriever's scores scaled to [0, 1] over the windows read.
-            lo, hi = min(scores), max(scores)
-            if hi > lo:
-                boosts = [self.retriever_weight * (s - lo) / (hi - lo) for s in scores]
+        boosts = retrieval_boosts(scores, self.retrieval.retriever_weight)
         return self._read(documents, texts, windows, allowed, top_k, boosts)
 
     def _rank_in_memory(self, question, documents, texts, k: int) -> list:
-        """The ``k`` best chunks of in-memory ``documents`` (retriever cached per document set)."""
+        """The ``k`` best chunks of in-memory ``documents`` (retriever cached per document set),
+        as `_read_chunks` takes them: a chunk's ``doc_id`` is its document's position here."""
         key = tuple(self._doc_key(doc) for doc in documents)
         with self._lock:
             hit = self._retrievers.get(key)
@@ -548,7 +639,7 @@ class DocQA:
             ]
             retriever = None
             if len(chunks) > k:
-                chunk_texts = [documents[c.doc_index].text[c.start : c.end] for c in chunks]
+                chunk_texts = [documents[c.doc_id].text[c.start : c.end] for c in chunks]
                 retriever = Retriever.build(chunk_texts)
                 if self.encoder is not None:
                     retriever = _with_dense(retriever, self.encoder, documents, chunks)
@@ -559,58 +650,51 @@ class DocQA:
                     self._retrievers.popitem(last=False)
         chunks, retriever = hit
         if retriever is None or len(chunks) <= k:
-            return [(c, 0.0) for c in chunks]  # everything fits: read all, in document order
+            return [(c.doc_id, c, 0.0) for c in chunks]  # all fit: read all, in document order
         mask = None if self.include_contents else ~_furniture(documents, chunks)
-        return [(chunks[i], score) for i, score in retriever.rank(question, k, mask)]
+        ranked = retriever.rank(question, k, mask)
+        return [(chunks[i].doc_id, chunks[i], score) for i, score in ranked]
 
     def _read(self, documents, texts, windows, allowed, top_k, boosts=None) -> Prediction:
+        """Read ``windows`` and rank the spans of them all (``boosts``: one per window, from
+        `retrieval_boosts`, or None)."""
         candidates = []
         nulls = []
-        breaks = [_breaks(doc) for doc in documents]
+        candidate_boosts: list[float] = []
+        breaks = [answer_breaks(doc) for doc in documents]
         skipped = () if self.include_contents else SKIPPED_ROLES
+        cls = self.template.cls_index
         for i, start_logits, end_logits in self.reader.logits(windows):
             w = windows[i]
-            nulls.append(
-                float(start_logits[self.template.cls_index] + end_logits[self.template.cls_index])
-            )
+            doc, text = documents[w.doc_index], texts[w.doc_index]
+            nulls.append(float(start_logits[cls] + end_logits[cls]))
+            regions = [(r.start, r.end) for r in doc.regions if r.role in skipped]
+            starts = text.starts[w.token_start : w.token_end]
             found = window_candidates(
                 w,
                 start_logits,
                 end_logits,
-                texts[w.doc_index],
-                self.template.cls_index,
-                self.max_answer_len,
-                self.top_n_per_window,
-                _outside(allowed[i], documents[w.doc_index], texts[w.doc_index], w, skipped),
+                text,
+                cls,
+                self.decoding.max_answer_len,
+                self.decoding.top_n_per_window,
+                starts_outside(allowed[i], starts, regions),
             )
-            found = _sane(found, documents[w.doc_index], breaks[w.doc_index])
-            if boosts is not None:
-                found = [(c, boosts[i]) for c in found]
+            found = sane_candidates(found, doc.text, breaks[w.doc_index])
             candidates.extend(found)
-        if boosts is not None:
-            # The no-answer decision stays in raw reader logits; only the ranking is fused.
-            raw = [c for c, _ in candidates]
-            diff = null_score_diff(merge_duplicates(raw), nulls)
-            candidates = [replace(c, logit=c.logit + b) for c, b in candidates]
-        else:
-            diff = null_score_diff(merge_duplicates(candidates), nulls)
-        if self.rank_by == "null_margin":
-            # Each span judged against its own window's [CLS] score (Alberti et al. 2019's
-            # Natural Questions baseline): a window the reader thinks holds no answer cannot
-            # lend a high raw logit to its best span.
-            candidates = [replace(c, logit=c.logit - c.null_logit) for c in candidates]
-        ranked = merge_duplicates(candidates)
-        answers: tuple[Answer, ...] = ()
-        abstain = (
-            self.no_answer_threshold is not None
-            and diff is not None
-            and diff > self.no_answer_threshold
+            if boosts is not None:
+                candidate_boosts.extend([boosts[i]] * len(found))
+        ranked, diff = rank_candidates(
+            candidates,
+            nulls,
+            candidate_boosts if boosts is not None else None,
+            self.decoding.rank_by,
+            self.decoding.no_answer_threshold,
         )
-        if not abstain:
-            answers = tuple(
-                self._answer(documents[c.doc_index], c.start, c.end, c.logit, p)
-                for c, p in top_answers(ranked, top_k)
-            )
+        answers = tuple(
+            self._answer(documents[c.doc_index], c.start, c.end, c.logit, p)
+            for c, p in top_answers(ranked, top_k)
+        )
         refs = tuple(
             WindowRef(
                 w.doc_index,
@@ -623,12 +707,12 @@ class DocQA:
 
     @property
     def scheme(self):
-        """How the reader's documents are cut into retrievable windows (`WindowScheme`).
+        """How the reader's documents are cut into retrievable chunks (`ChunkScheme`).
 
         Before the reader is loaded this needs only its tokenizer (indexing and searching
         never load the model); once it is loaded, its own tokenizer decides.
         """
-        from docqa.index import WindowScheme
+        from docqa.index import ChunkScheme
         from docqa.windowing import tokenizer_files_key
 
         settings = asdict(self.window_spec)
@@ -636,8 +720,8 @@ class DocQA:
             # ``device`` is set when the reader has loaded (`Reader.warm_up`).
             if self.reader.device is not None and not self._scheme_from_reader:
                 # Normally equal to the one from the tokenizer alone (same files); replaced
-                # so that a reader whose tokenizer differs still reads windows of its tokens.
-                self._scheme = WindowScheme.for_tokenizer(self.reader.tokenizer, **settings)
+                # so that a reader whose tokenizer differs still reads chunks of its tokens.
+                self._scheme = ChunkScheme.for_tokenizer(self.reader.tokenizer, **settings)
                 self._scheme_from_reader = True
                 if self.index_location is not False:
                     self._open_index().remember_scheme(
@@ -648,7 +732,7 @@ class DocQA:
                 # then never load the tokenizer (importing transformers takes seconds).
                 self._scheme = self._open_index().scheme(
                     tokenizer_files_key(self._model_request),
-                    lambda: WindowScheme.default(self._model_request, **settings),
+                    lambda: ChunkScheme.default(self._model_request, **settings),
                     **settings,
                 )
         return self._scheme
@@ -702,7 +786,7 @@ class DocQA:
         return text
 
     def _allowed_starts(self, windows: list[Window], n_tokens: int) -> list:
-        if not self.max_context or len(windows) < 2:
+        if not self.decoding.max_context or len(windows) < 2:
             return [None] * len(windows)
         best = best_window_per_token([(w.token_start, w.token_end) for w in windows], n_tokens)
         return [best[w.token_start : w.token_end] == k for k, w in enumerate(windows)]
@@ -736,40 +820,6 @@ def check_paths(paths: Iterable[str | os.PathLike]) -> None:
         load_paths(paths).require_documents()
 
 
-def _outside(allowed, doc: Document, text: TokenizedText, window: Window, skipped):
-    """``allowed`` (a window's mask of tokens that may start an answer, or None) without the
-    tokens in regions of the ``skipped`` roles (a table of contents, an index)."""
-    spans = [(r.start, r.end) for r in doc.regions if r.role in skipped]
-    if not spans:
-        return allowed
-    starts = text.starts[window.token_start : window.token_end]
-    inside = np.zeros(len(starts), dtype=bool)
-    for lo, hi in spans:
-        inside |= (starts >= lo) & (starts < hi)
-    return ~inside if allowed is None else allowed & ~inside
-
-
-def _sane(candidates: list, doc: Document, breaks: list[int]) -> list:
-    """``candidates`` without what no person would accept as an answer (`answer_defect`),
-    each widened to whole code tokens (`whole_code_token`) and cut before a footnote marker
-    glued to its last word (`without_marker`)."""
-    kept = []
-    for c in candidates:
-        start, end = whole_code_token(doc.text, c.start, c.end)
-        end = without_marker(doc.text, start, end)
-        if answer_defect(doc.text, start, end, breaks) is None:
-            kept.append(c if (start, end) == (c.start, c.end) else replace(c, start=start, end=end))
-    return kept
-
-
-def _breaks(doc: Document) -> list[int]:
-    """Where an answer may not run across: the starts of the document's pages but the first,
-    and the edges of its regions (a table of contents, moved footnotes)."""
-    edges = {page.start for page in doc.pages[1:]}
-    edges.update(edge for r in doc.regions for edge in (r.start, r.end))
-    return sorted(edges)
-
-
 def _furniture(documents: Sequence[Document], chunks) -> np.ndarray:
     """Which ``chunks`` lie in their document's contents or index regions (`SKIPPED_ROLES`)."""
     regions = {
@@ -777,8 +827,8 @@ def _furniture(documents: Sequence[Document], chunks) -> np.ndarray:
         for d, doc in enumerate(documents)
         if doc.regions
     }
-    return skipped_windows(
-        np.asarray([c.doc_index for c in chunks]),
+    return skipped_chunks(
+        np.asarray([c.doc_id for c in chunks]),
         np.asarray([c.start for c in chunks]),
         np.asarray([c.end for c in chunks]),
         regions,
@@ -822,8 +872,8 @@ def _not_a_source(value) -> str:
 def _with_dense(retriever: Retriever, encoder, documents, chunks) -> Retriever:
     """``retriever`` with dense similarity; a chunk's vectors are encoded when a question
     first ranks it among BM25's candidates, and kept with the retriever."""
-    windows = [(c.doc_index, c.start, c.end) for c in chunks]
-    source = WindowVectors(encoder, windows, lambda d, lo, hi: documents[d].text[lo:hi])
+    ranges = [(c.doc_id, c.start, c.end) for c in chunks]
+    source = ChunkVectors(encoder, ranges, lambda d, lo, hi: documents[d].text[lo:hi])
     return replace(retriever, encoder=encoder, vectors=source)
 
 

@@ -32,7 +32,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from docqa import DEFAULT_WINDOWS, TrainConfig, WindowSpec
+from docqa import DEFAULT_CHUNKS, TrainConfig, WindowSpec
 from docqa.errors import DocQAError, InputError, ModelLoadError
 
 EXIT_OK, EXIT_INPUT, EXIT_MODEL, EXIT_STRICT = 0, 2, 3, 4
@@ -58,7 +58,7 @@ ModelOpt = Annotated[
         envvar="DOCQA_MODEL",
         help="Model folder or Hugging Face name; 'large' = "
         "bert-large-uncased-whole-word-masking-finetuned-squad. Default: the bundled reader. "
-        "index and search load only its tokenizer, which cuts the windows.",
+        "index and search load only its tokenizer, which cuts the chunks.",
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
@@ -100,16 +100,18 @@ IndexOpt = Annotated[
         help="Index folder. Default: docqa's folder in the user cache directory.",
     ),
 ]
-WindowsOpt = Annotated[
+ChunksOpt = Annotated[
     int | None,
     typer.Option(
-        "--windows",
-        "-w",
+        "--chunks",
+        "-c",
         min=1,
-        help="Windows the reader reads per question: the retriever's best N (eval of a SQuAD "
-        f"file: all unless given; with --docs: {DEFAULT_WINDOWS}, as ask).",
+        help="Chunks the reader reads per question: the retriever's best N (eval of a SQuAD "
+        f"file: all unless given; with --docs: {DEFAULT_CHUNKS}, as ask).",
     ),
 ]
+# The old name of --chunks (a window is the reader's input), still accepted, not shown.
+OldWindowsOpt = Annotated[int | None, typer.Option("--windows", "-w", min=1, hidden=True)]
 DenseOpt = Annotated[
     bool,
     typer.Option(
@@ -349,7 +351,8 @@ def ask(
         float | None,
         typer.Option(help="Say 'no answer' when the [CLS] score beats the best span by this."),
     ] = None,
-    windows: WindowsOpt = DEFAULT_WINDOWS,
+    chunks: ChunksOpt = DEFAULT_CHUNKS,
+    old_windows: OldWindowsOpt = None,
     exhaustive: ExhaustiveOpt = False,
     index_dir: IndexOpt = None,
     dense: DenseOpt = True,
@@ -370,11 +373,12 @@ def ask(
     """Answer QUESTION from the documents in PATHS.
 
     Files are indexed on first use (see docqa index): later questions parse nothing.
-    The reader reads the --windows best windows, or all with --exhaustive.
+    The reader reads the --chunks best chunks, or every window with --exhaustive.
     """
     from docqa import DocQA, check_paths
 
     started = time.perf_counter()
+    chunks = _renamed_option(chunks, old_windows)
     with errors_to_exit_codes():
         if not question.strip():
             raise InputError("The question is empty.")
@@ -386,7 +390,7 @@ def ask(
             doc_stride=doc_stride,
             max_answer_len=max_answer_len,
             no_answer_threshold=no_answer_threshold,
-            windows=windows,
+            chunks=chunks,
             index=index_dir,
             dense=None if dense else False,  # None: on when the encoder package is installed
             allow_pickle=allow_pickle,
@@ -410,7 +414,7 @@ def ask(
                 question,
                 paths,
                 top_k,
-                None if exhaustive else windows,
+                None if exhaustive else chunks,
                 progress=bar.files,
                 password=password,
                 pieces=bar.pieces,
@@ -502,7 +506,8 @@ def eval_command(
     max_context: Annotated[
         bool, typer.Option(help="Only let a token start an answer in its max-context window.")
     ] = True,
-    windows: WindowsOpt = None,
+    chunks: ChunksOpt = None,
+    old_windows: OldWindowsOpt = None,
     exhaustive: ExhaustiveOpt = False,
     docs: Annotated[
         list[Path] | None,
@@ -528,12 +533,13 @@ def eval_command(
     """
     from docqa import EVAL_LEVELS, DocQA, evaluate
 
+    chunks = _renamed_option(chunks, old_windows)
     with errors_to_exit_codes():
         if level not in EVAL_LEVELS:
             raise InputError(f"--level must be one of {', '.join(EVAL_LEVELS)}, not {level!r}.")
         questions_mode = bool(docs) or data.suffix.lower() == ".jsonl"
         if questions_mode:
-            _check_questions_options(docs, level, per_article, windows, exhaustive)
+            _check_questions_options(docs, level, per_article, chunks, exhaustive)
         elif split is not None:
             raise InputError("--split applies to JSONL question files (with --docs).")
         qa = DocQA(
@@ -550,7 +556,7 @@ def eval_command(
             include_contents=include_contents,
         )
         if questions_mode:
-            depth = None if exhaustive else (windows or DEFAULT_WINDOWS)
+            depth = None if exhaustive else (chunks or DEFAULT_CHUNKS)
             _eval_questions(qa, data, docs or [], depth, split, limit, as_json, predictions)
             return
         with progress_bar("Evaluating", enabled=True) as update:
@@ -560,7 +566,7 @@ def eval_command(
                 level=level,
                 limit=limit,
                 progress=update,
-                windows=windows,
+                chunks=chunks,
                 per_article=per_article,
             )
     if predictions is not None:
@@ -569,12 +575,12 @@ def eval_command(
         payload = {
             **report.to_json(),
             "model": qa.model_name,
-            "windows": windows,
+            "chunks": chunks,
             "per_article": per_article,
         }
         sys.stdout.write(json.dumps(payload) + "\n")
         return
-    depth = f"windows={windows}" if windows else "windows=all"
+    depth = f"chunks={chunks}" if chunks else "chunks=all"
     out.print(
         f"[bold]{escape(str(data))}[/]  level={level}  {depth}  model={escape(qa.model_name)}"
     )
@@ -584,17 +590,25 @@ def eval_command(
             out.print(f"  {key:22} {shown}", highlight=False)
 
 
-def _check_questions_options(docs, level, per_article, windows, exhaustive) -> None:
+def _check_questions_options(docs, level, per_article, chunks, exhaustive) -> None:
     """Refuse SQuAD-only options with a JSONL file, before the model loads."""
     if not docs:
         raise InputError("A JSONL question file needs --docs: the files its questions are about.")
     if level != "document" or per_article is not None:
         raise InputError("--level and --per-article apply to SQuAD files, not to --docs.")
-    if exhaustive and windows is not None:
-        raise InputError("Give --windows or --exhaustive, not both.")
+    if exhaustive and chunks is not None:
+        raise InputError("Give --chunks or --exhaustive, not both.")
 
 
-def _eval_questions(qa, data, docs, windows, split, limit, as_json, predictions) -> None:
+def _renamed_option(chunks: int | None, old_windows: int | None) -> int | None:
+    """--chunks, or its old name --windows (said on stderr) when that was given instead."""
+    if old_windows is None:
+        return chunks
+    err.print("[yellow]--windows is now --chunks.[/]")
+    return old_windows
+
+
+def _eval_questions(qa, data, docs, chunks, split, limit, as_json, predictions) -> None:
     """`docqa eval QUESTIONS.jsonl --docs PATH`: each question through the docqa ask path."""
     from docqa import evaluate_docs
 
@@ -603,7 +617,7 @@ def _eval_questions(qa, data, docs, windows, split, limit, as_json, predictions)
             data,
             qa,
             docs,
-            windows=windows,
+            chunks=chunks,
             split=split,
             limit=limit,
             progress=update,
@@ -616,7 +630,7 @@ def _eval_questions(qa, data, docs, windows, split, limit, as_json, predictions)
         payload = {**report.to_json(), "model": qa.model_name, "docs": [str(p) for p in docs]}
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
         return
-    depth = f"windows={windows}" if windows else "windows=all"
+    depth = f"chunks={chunks}" if chunks else "chunks=all"
     where = f"  split={escape(split)}" if split is not None else ""
     out.print(f"[bold]{escape(str(data))}[/]{where}  {depth}  model={escape(qa.model_name)}")
     for key, value in report.to_json().items():
@@ -721,8 +735,8 @@ def index_command(
         bool,
         typer.Option(
             "--vectors",
-            help="Precompute the dense vector of every window now. Otherwise vectors are "
-            "computed for each question's candidate windows when first needed, and kept.",
+            help="Precompute the dense vector of every chunk now. Otherwise vectors are "
+            "computed for each question's candidate chunks when first needed, and kept.",
         ),
     ] = False,
     password: PasswordOpt = None,
@@ -734,7 +748,7 @@ def index_command(
 ) -> None:
     """Index PATHS so that questions and searches about them are fast.
 
-    Text, pages, content hashes, windows and BM25 go into one SQLite file (only the model's
+    Text, pages, content hashes, chunks and BM25 go into one SQLite file (only the model's
     tokenizer is loaded). Re-running reads only changed files and drops deleted ones.
     Safe to interrupt; a second indexer waits for the first.
     """

@@ -21,7 +21,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Protocol
 
-from docqa.api import DEFAULT_WINDOWS
+from docqa.api import DEFAULT_CHUNKS
 from docqa.errors import InputError
 from docqa.loaders import LoadResult
 from docqa.metrics import na_prob_of, question_scores, squad_evaluate
@@ -133,7 +133,7 @@ def evaluate(
     level: Level = "document",
     limit: int | None = None,
     progress: Progress | None = None,
-    windows: int | None = None,
+    chunks: int | None = None,
     per_article: int | None = None,
 ) -> EvalReport:
     """Ask ``qa`` every question of a SQuAD v1.1/v2.0 file and score its answers.
@@ -144,8 +144,8 @@ def evaluate(
     first N questions in file order; ``per_article`` the first N of every article (a sample
     spread over the whole file), before ``limit``. ``progress(done, total)`` is called after
     each question.
-    ``windows=N`` asks the reader to read only the N windows its retriever ranks best
-    (``qa.predict(question, documents, windows=N)``); window recall then measures retrieval.
+    ``chunks=N`` asks the reader to read only the N chunks its retriever ranks best
+    (``qa.predict(question, documents, chunks=N)``); window recall then measures retrieval.
 
     >>> import docqa  # doctest: +SKIP
     >>> report = evaluate("dev-v1.1.json", docqa.DocQA(), level="paragraph")  # doctest: +SKIP
@@ -170,10 +170,10 @@ def evaluate(
     for group in groups:
         documents = (group.document,)  # one tuple per group: same objects for every question
         for question, gold in zip(group.questions, group.gold_spans, strict=True):
-            if windows is None:
+            if chunks is None:
                 prediction = qa.predict(question.question, documents)
             else:
-                prediction = qa.predict(question.question, documents, windows=windows)
+                prediction = qa.predict(question.question, documents, chunks=chunks)
             predictions[question.id] = prediction.answers[0].text if prediction.answers else ""
             na_probs[question.id] = na_prob_of(prediction.null_score_diff)
             answers[question.id] = question.answers
@@ -218,7 +218,7 @@ class PathAsker(Protocol):
         question: str,
         paths: Iterable[str | os.PathLike],
         top_k: int = 1,
-        windows: int | None = ...,
+        chunks: int | None = ...,
     ) -> tuple[Prediction, Any]: ...
 
 
@@ -367,7 +367,7 @@ class DocsEvalReport:
     ``exact``/``f1`` follow the official SQuAD rules (normalised text, best over the gold
     answers). ``furniture`` maps the id of each wrong answer (exact match 0) that looks like
     page furniture to its kind (`furniture_kind`); a right answer is never counted, so a
-    question whose gold is a number does not inflate it. ``windows`` is the reading depth
+    question whose gold is a number does not inflate it. ``chunks`` is the reading depth
     (None: every window). ``questions_per_s`` leaves out the first question, which pays for
     loading the model; ``seconds`` is the whole run, indexing included. ``files`` holds the
     status of every file indexed (the ones not read are worth showing).
@@ -377,7 +377,7 @@ class DocsEvalReport:
     f1: float
     total: int
     furniture: dict[str, str]
-    windows: int | None
+    chunks: int | None
     split: str | None
     questions_per_s: float
     seconds: float
@@ -403,7 +403,7 @@ class DocsEvalReport:
             "total": self.total,
             "furniture_answers": self.furniture_answers,
             "furniture": dict(self.furniture),
-            "windows": self.windows,
+            "chunks": self.chunks,
             "split": self.split,
             "questions_per_s": rate if math.isfinite(rate) else None,  # JSON has no infinity
             "seconds": self.seconds,
@@ -414,7 +414,7 @@ def evaluate_docs(
     questions_path: str | PathLike[str],
     qa: PathAsker,
     docs: Sequence[str | PathLike[str]],
-    windows: int | None = DEFAULT_WINDOWS,
+    chunks: int | None = DEFAULT_CHUNKS,
     split: str | None = None,
     limit: int | None = None,
     progress: Progress | None = None,
@@ -423,7 +423,7 @@ def evaluate_docs(
     """Ask ``qa`` each question of a JSONL file about the files in ``docs`` and score it.
 
     Each question goes through ``qa.ask_paths`` (the ``docqa ask`` path: index, retrieval
-    of the ``windows`` best windows, or every window with None, then the reader) over all of
+    of the ``chunks`` best chunks, or every window with None, then the reader) over all of
     ``docs``, or over its ``file`` alone when the line names one; the best answer's text is
     scored against the line's ``answers`` (see `read_questions` for the format). ``split``
     keeps the lines of that split, ``limit`` the first N of them. The file is read and every
@@ -480,7 +480,7 @@ def evaluate_docs(
     answers: dict[str, tuple[str, ...]] = {}
     first_done = started
     for done, (q, paths) in enumerate(zip(questions, targets, strict=True), start=1):
-        prediction, _ = qa.ask_paths(q.question, paths, 1, windows)
+        prediction, _ = qa.ask_paths(q.question, paths, 1, chunks)
         predictions[q.id] = prediction.answers[0].text if prediction.answers else ""
         answers[q.id] = q.answers
         if done == 1:
@@ -502,7 +502,7 @@ def evaluate_docs(
         f1=float(scores["f1"]),
         total=int(scores["total"]),
         furniture=furniture,
-        windows=windows,
+        chunks=chunks,
         split=split,
         questions_per_s=timed / seconds if seconds > 0 else math.inf,
         seconds=finished - started,

@@ -1,6 +1,6 @@
-"""Retrieval: rank a document set's windows for a question, so the reader reads only a few.
+"""Retrieval: rank a document set's chunks for a question, so the reader reads only a few.
 
-Windows here are *chunks*: question-independent slices ``[token_start, token_end)`` of a
+A *chunk* is a question-independent slice ``[token_start, token_end)`` of a
 document's reader tokens, ``chunk_len`` tokens long and overlapping by ``stride`` tokens. They
 are cut once, when a document is indexed, and they are exactly what the reader reads: a
 question of up to ``max_question_len`` tokens plus a chunk plus the special tokens fits in
@@ -37,17 +37,17 @@ from docqa.windowing import (
     window_bounds,
 )
 
-# Moved to windowing (the window scheme needs it, and windowing never imports retrieval);
+# Moved to windowing (the chunk scheme needs it, and windowing never imports retrieval);
 # api, benchmarks and tests still import it from here.
 from docqa.windowing import chunk_length as chunk_length
 
 #: Reciprocal-rank-fusion constant. Cormack et al. (2009) use 60 over long result lists; a
-#: document has tens of windows, and on SQuAD dev (benchmarks/retrieval_recall.py) 10 with a
-#: dense weight of 0.75 gave the best window recall at every depth from 1 to 20.
+#: document has tens of chunks, and on SQuAD dev (benchmarks/retrieval_recall.py) 10 with a
+#: dense weight of 0.75 gave the best chunk recall at every depth from 1 to 20.
 RRF_K = 10
 #: Weight of the dense ranking against BM25's in the fusion (measured with ``RRF_K``).
 DENSE_WEIGHT = 0.75
-#: BM25's best windows per question that are also ranked by dense similarity; their vectors
+#: BM25's best chunks per question that are also ranked by dense similarity; their vectors
 #: are computed when a question first needs them, so this bounds what one question encodes
 #: (chosen with ``benchmarks/retrieval_recall.py --candidates``; results in README).
 DENSE_CANDIDATES = 30
@@ -61,19 +61,21 @@ PIECE_STRIDE = 32
 
 @dataclass(frozen=True)
 class Chunk:
-    """A question-independent window: document tokens ``[token_start, token_end)``.
+    """A question-independent chunk: document tokens ``[token_start, token_end)``.
 
-    ``start``/``end`` are the character range it covers in ``Document.text``.
+    ``start``/``end`` are the character range it covers in ``Document.text``. ``doc_id`` names
+    the document within the collection it was cut from: its ``documents.id`` in an index; for
+    documents in memory (`DocQA.predict`), which have no ids, its position in the list given.
     """
 
-    doc_index: int
+    doc_id: int
     token_start: int
     token_end: int
     start: int
     end: int
 
 
-def make_chunks(text: TokenizedText, doc_index: int, chunk_len: int, stride: int) -> list[Chunk]:
+def make_chunks(text: TokenizedText, doc_id: int, chunk_len: int, stride: int) -> list[Chunk]:
     """The chunks of one tokenized document, in order; none for a document without tokens.
 
     Same boundaries as `docqa.windowing.window_bounds`: the last chunk ends at the last token.
@@ -81,7 +83,7 @@ def make_chunks(text: TokenizedText, doc_index: int, chunk_len: int, stride: int
     if len(text) == 0:
         return []
     return [
-        Chunk(doc_index, s, e, int(text.starts[s]), int(text.ends[e - 1]))
+        Chunk(doc_id, s, e, int(text.starts[s]), int(text.ends[e - 1]))
         for s, e in window_bounds(len(text), chunk_len, stride)
     ]
 
@@ -147,7 +149,7 @@ def bm25_tokens(texts: Sequence[str]) -> list[list[str]]:
     cleaned = [t.replace("_", " ") for t in texts]
     # bm25s's own pattern is ``\b\w\w+\b``; without the word boundaries it finds the same
     # words (each match runs to the end of its run of word characters) in less time, which
-    # counts when every window of a very large file is tokenized.
+    # counts when every chunk of a very large file is tokenized.
     tokens = bm25s.tokenize(
         cleaned,
         token_pattern=r"\w\w+",
@@ -378,13 +380,13 @@ class DenseEncoder:
                 out[idx] = pooled.float().cpu().numpy()
         return out
 
-    def encode_windows(
+    def encode_chunks(
         self, text: str, ranges: Sequence[tuple[int, int]]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Piece vectors for overlapping windows of one document, and the window of each.
+        """Piece vectors for overlapping chunks of one document, and the chunk of each.
 
-        ``ranges`` are the windows' character ranges in ``text``; the pieces are those of
-        `cut_pieces`. A vector is repeated for each window it belongs to.
+        ``ranges`` are the chunks' character ranges in ``text``; the pieces are those of
+        `cut_pieces`. A vector is repeated for each chunk it belongs to.
         """
         piece_texts, piece_of, owners = self.cut_pieces(text, ranges)
         return self.encode(piece_texts)[piece_of], owners
@@ -392,14 +394,14 @@ class DenseEncoder:
     def cut_pieces(
         self, text: str, ranges: Sequence[tuple[int, int]]
     ) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """The pieces of windows of one document: ``(piece texts, piece of each (window,
-        piece) pair, window of each pair)``.
+        """The pieces of chunks of one document: ``(piece texts, piece of each (chunk,
+        piece) pair, chunk of each pair)``.
 
         The encoder was trained on short inputs (pieces of ``PIECE_TOKENS`` tokens): a long
-        window's meaning is better kept as its best-matching piece than as one averaged vector.
-        Pieces are cut once over the text, so what neighbouring windows share is encoded once
-        (windows overlap by ``doc_stride`` tokens: cutting each window on its own would
-        encode most text twice); a piece belongs to every window holding at least half of it.
+        chunk's meaning is better kept as its best-matching piece than as one averaged vector.
+        Pieces are cut once over the text, so what neighbouring chunks share is encoded once
+        (chunks overlap by ``doc_stride`` tokens: cutting each chunk on its own would
+        encode most text twice); a piece belongs to every chunk holding at least half of it.
         """
         empty = np.zeros(0, dtype=np.int64)
         if not ranges:
@@ -420,7 +422,7 @@ class DenseEncoder:
             if not len(mine) and overlap.max() > 0:
                 mine = [int(np.argmax(overlap))]
             if not len(mine):
-                continue  # between the windows asked for
+                continue  # between the chunks asked for
             piece_texts.append(text[ps:pe])
             piece_of += [len(piece_texts) - 1] * len(mine)
             owners += [int(m) for m in mine]
@@ -449,7 +451,7 @@ def max_by_owner(values: np.ndarray, owners: np.ndarray, n: int) -> np.ndarray:
 def ranks(scores: np.ndarray) -> np.ndarray:
     """0-based rank of each score, best first; equal scores share the best rank of the tie.
 
-    Ties matter: windows that share no term with the question all score 0 under BM25, and
+    Ties matter: chunks that share no term with the question all score 0 under BM25, and
     their order in the document says nothing about their relevance.
 
     >>> ranks(np.array([0.5, 2.0, 0.0, 0.0])).tolist()
@@ -504,7 +506,7 @@ SKIPPED_ROLES = ("contents", "index")
 def in_regions(
     starts: np.ndarray, ends: np.ndarray, regions: Sequence[tuple[int, int]]
 ) -> np.ndarray:
-    """Which windows ``[starts, ends)`` lie at least half inside the given regions.
+    """Which chunks ``[starts, ends)`` lie at least half inside the given regions.
 
     >>> in_regions(np.array([0, 50, 100]), np.array([60, 110, 160]), [(0, 80)]).tolist()
     [True, True, False]
@@ -515,17 +517,17 @@ def in_regions(
     return 2 * inside >= np.maximum(ends - starts, 1)
 
 
-def skipped_windows(
+def skipped_chunks(
     doc_of: np.ndarray,
     starts: np.ndarray,
     ends: np.ndarray,
     regions: dict[int, Sequence[tuple[int, int, str]]],
 ) -> np.ndarray:
-    """Which windows (document ``doc_of``, characters ``[starts, ends)``) lie at least half
+    """Which chunks (document ``doc_of``, characters ``[starts, ends)``) lie at least half
     inside their document's regions (``regions[document]``: ``(start, end, role)``) of the
     `SKIPPED_ROLES`.
 
-    >>> skipped_windows(np.array([0, 0, 1]), np.array([0, 50, 0]), np.array([40, 90, 40]),
+    >>> skipped_chunks(np.array([0, 0, 1]), np.array([0, 50, 0]), np.array([40, 90, 40]),
     ...                 {0: [(0, 45, "contents")], 1: [(0, 40, "footnotes")]}).tolist()
     [True, False, False]
     """
@@ -583,7 +585,7 @@ class Retriever:
 
     Dense similarity is computed for BM25's best ``candidates`` texts only (`fuse_candidates`):
     ``vectors(indices)`` gives those texts' piece vectors, and may compute them on first need
-    (`WindowVectors`), so no text's vectors are computed before a question needs them.
+    (`ChunkVectors`), so no text's vectors are computed before a question needs them.
     """
 
     bm25: Bm25
@@ -597,8 +599,8 @@ class Retriever:
         """A BM25 retriever over ``texts``.
 
         Dense similarity is added by giving an ``encoder`` and a ``vectors`` source over the
-        texts' windows in their documents (`WindowVectors`, or the index's stored vectors), so
-        that overlapping windows of one document are cut into pieces together.
+        texts' chunks in their documents (`ChunkVectors`, or the index's stored vectors), so
+        that overlapping chunks of one document are cut into pieces together.
         """
         return cls(Bm25(bm25_tokens(texts)))
 
@@ -634,7 +636,7 @@ class Retriever:
     ) -> list[tuple[int, float]]:
         """The ``k`` best (text index, score) pairs, best first; masked-out texts never appear."""
         if k < 1:
-            raise InputError("The number of windows to read must be at least 1.")
+            raise InputError("The number of chunks to read must be at least 1.")
         if self.size == 0:
             return []
         scores = self.scores(question, mask, k)
@@ -649,26 +651,26 @@ VectorSource = Callable[[np.ndarray], list[np.ndarray]]
 
 def piece_vectors(
     encoder: DenseEncoder,
-    windows: Sequence[tuple[object, int, int]],
+    chunks: Sequence[tuple[object, int, int]],
     read: Callable[[object, int, int], str],
 ) -> list[np.ndarray]:
-    """The piece vectors ``[pieces, dim]`` of each window ``(document, start, end)``.
+    """The piece vectors ``[pieces, dim]`` of each chunk ``(document, start, end)``.
 
-    ``read(document, lo, hi)`` gives that document's text ``[lo, hi)``. Windows of one document
+    ``read(document, lo, hi)`` gives that document's text ``[lo, hi)``. Chunks of one document
     that overlap are cut into pieces together (`DenseEncoder.cut_pieces`: their shared text
-    is encoded once); windows apart are read apart, so far-apart candidates of a very large
+    is encoded once); chunks apart are read apart, so far-apart candidates of a very large
     document never read the text between them.
     """
-    found: list[np.ndarray | None] = [None] * len(windows)
-    order = sorted(range(len(windows)), key=lambda i: (str(windows[i][0]), windows[i][1]))
+    found: list[np.ndarray | None] = [None] * len(chunks)
+    order = sorted(range(len(chunks)), key=lambda i: (str(chunks[i][0]), chunks[i][1]))
     runs: list[list[int]] = []
     for i in order:
-        key, start, _ = windows[i]
+        key, start, _ = chunks[i]
         last = runs[-1][-1] if runs else None
         if (
             last is not None
-            and windows[last][0] == key
-            and start <= max(windows[j][2] for j in runs[-1])
+            and chunks[last][0] == key
+            and start <= max(chunks[j][2] for j in runs[-1])
         ):
             runs[-1].append(i)
         else:
@@ -677,11 +679,11 @@ def piece_vectors(
     texts: list[str] = []
     cut = []
     for run in runs:
-        key = windows[run[0]][0]
-        lo = min(windows[i][1] for i in run)
-        hi = max(windows[i][2] for i in run)
+        key = chunks[run[0]][0]
+        lo = min(chunks[i][1] for i in run)
+        hi = max(chunks[i][2] for i in run)
         pieces, piece_of, owners = encoder.cut_pieces(
-            read(key, lo, hi), [(windows[i][1] - lo, windows[i][2] - lo) for i in run]
+            read(key, lo, hi), [(chunks[i][1] - lo, chunks[i][2] - lo) for i in run]
         )
         cut.append((run, piece_of + len(texts), owners))
         texts += pieces
@@ -692,25 +694,25 @@ def piece_vectors(
     return found
 
 
-class WindowVectors:
-    """A `VectorSource` over windows of texts in memory: each window's vectors are encoded
+class ChunkVectors:
+    """A `VectorSource` over chunks of texts in memory: each chunk's vectors are encoded
     when first asked for and kept."""
 
     def __init__(
         self,
         encoder: DenseEncoder,
-        windows: Sequence[tuple[object, int, int]],
+        chunks: Sequence[tuple[object, int, int]],
         read: Callable[[object, int, int], str],
     ):
         self.encoder = encoder
-        self.windows = windows
+        self.chunks = chunks
         self.read = read
         self.encoded: dict[int, np.ndarray] = {}
 
     def __call__(self, indices: np.ndarray) -> list[np.ndarray]:
         missing = [int(i) for i in indices if int(i) not in self.encoded]
         if missing:
-            new = piece_vectors(self.encoder, [self.windows[i] for i in missing], self.read)
+            new = piece_vectors(self.encoder, [self.chunks[i] for i in missing], self.read)
             self.encoded.update(zip(missing, new, strict=True))
         return [self.encoded[int(i)] for i in indices]
 

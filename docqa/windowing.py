@@ -7,9 +7,10 @@ the same layout as Hugging Face's ``stride``/``return_overflowing_tokens``. Slic
 arrays is cheap; tokenizing an 800k-character manual is not, so the slice is what we repeat.
 That shape is one `WindowSpec`, which reading, indexing and training all take and check alike.
 
-A persistent index (`docqa.index`) stores question-independent windows instead, cut by a
-`WindowScheme`: whose tokenizer (`tokenizer_fingerprint`), how many context tokens beside the
-longest question (`chunk_length`), how much overlap.
+Retrieval (`docqa.retrieve`) and the persistent index (`docqa.index`) rank question-independent
+*chunks* instead, each read as one window, cut as a `ChunkScheme` says: whose tokenizer
+(`tokenizer_fingerprint`), how many context tokens beside the longest question
+(`chunk_length`), how much overlap.
 """
 
 from __future__ import annotations
@@ -403,7 +404,7 @@ class WindowSpec:
         return n
 
 
-# -- the window scheme of a persistent index ---------------------------------------------------
+# -- the chunk scheme of a persistent index ----------------------------------------------------
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
@@ -422,12 +423,12 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 
 @dataclass(frozen=True)
-class WindowScheme:
-    """How documents are cut into windows: whose tokens, how long, how much overlap.
+class ChunkScheme:
+    """How documents are cut into chunks: whose tokens, how long, how much overlap.
 
     ``chunk_len`` is the context length left beside a ``max_question_len``-token question in a
-    ``max_seq_len`` window (`chunk_length`), so the reader reads each stored window as one
-    model input. The tokenizer object travels along (not stored, not compared); a scheme
+    ``max_seq_len`` window (`chunk_length`), so the reader reads each stored chunk as one
+    window. The tokenizer object travels along (not stored, not compared); a scheme
     remembered from an earlier load (`remembered`) has none until `require_tokenizer`.
     """
 
@@ -436,7 +437,7 @@ class WindowScheme:
     stride: int
     tokenizer: object = field(default=None, compare=False, repr=False)
     #: Makes the same scheme with its tokenizer loaded (a remembered scheme).
-    load: Callable[[], WindowScheme] | None = field(default=None, compare=False, repr=False)
+    load: Callable[[], ChunkScheme] | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> str:
@@ -459,7 +460,7 @@ class WindowScheme:
             # Kept on this (frozen) scheme: every later document reuses the loaded tokenizer.
             object.__setattr__(self, "tokenizer", loaded.tokenizer)
         if self.tokenizer is None:
-            raise InputError("This window scheme has no tokenizer to cut new documents with.")
+            raise InputError("This chunk scheme has no tokenizer to cut new documents with.")
         return self.tokenizer
 
     @classmethod
@@ -469,7 +470,7 @@ class WindowScheme:
         max_seq_len: int = WindowSpec.max_seq_len,
         doc_stride: int = WindowSpec.doc_stride,
         max_question_len: int = WindowSpec.max_question_len,
-    ) -> WindowScheme:
+    ) -> ChunkScheme:
         n_special = pair_template(tokenizer).n_special
         return cls.remembered(
             tokenizer_fingerprint(tokenizer),
@@ -490,15 +491,15 @@ class WindowScheme:
         max_question_len: int = WindowSpec.max_question_len,
         *,
         tokenizer=None,
-        load: Callable[[], WindowScheme] | None = None,
-    ) -> WindowScheme:
+        load: Callable[[], ChunkScheme] | None = None,
+    ) -> ChunkScheme:
         """The scheme of a tokenizer known by its fingerprint and special-token count, with
         the tokenizer itself (``tokenizer``) or a way to load it when needed (``load``)."""
         spec = WindowSpec(max_seq_len, doc_stride, max_question_len)
         return cls(fingerprint, spec.chunk_len(n_special), doc_stride, tokenizer, load)
 
     @classmethod
-    def default(cls, model: str | None = None, **settings) -> WindowScheme:
+    def default(cls, model: str | None = None, **settings) -> ChunkScheme:
         """The scheme of ``model``'s tokenizer (default: the bundled reader's), loading only
         the tokenizer. Without a loadable one, the sentence encoder's tokenizer, which is the
         same uncased BERT vocabulary as the bundled reader and bert-large-uncased."""

@@ -52,9 +52,9 @@ def scheme():
     """Small windows (96 tokens, stride 24) of the real uncased vocabulary, for index tests."""
     from transformers import AutoTokenizer
 
-    from docqa.index import WindowScheme
+    from docqa.index import ChunkScheme
 
-    return WindowScheme.for_tokenizer(
+    return ChunkScheme.for_tokenizer(
         AutoTokenizer.from_pretrained(str(VOCAB)), max_seq_len=96, doc_stride=24
     )
 

@@ -5,7 +5,7 @@ its line, a footnote marker, punctuation."""
 from __future__ import annotations
 
 from docqa import DocQA, Document, Page
-from docqa.aggregate import answer_defect
+from docqa.aggregate import answer_defect, whole_code_token
 
 
 def paged(*pages: str) -> Document:
@@ -22,7 +22,7 @@ def paged(*pages: str) -> Document:
 
 def ask(doc: Document, top_k: int = 1) -> list[str]:
     qa = DocQA(max_seq_len=128, doc_stride=32, dense=False, index=False)
-    return [a.text for a in qa.ask("Where does the kestrel go?", doc, top_k=top_k, windows=None)]
+    return [a.text for a in qa.ask("Where does the kestrel go?", doc, top_k=top_k, chunks=None)]
 
 
 def test_a_page_number_alone_on_its_line_is_not_an_answer_nor_in_one(plant):
@@ -83,7 +83,7 @@ def test_contents_and_index_regions_are_skipped_unless_asked_for(plant):
         for include, expected in ((False, "to Africa"), (True, "Migration of the kestrel")):
             qa = DocQA(dense=False, include_contents=include, **settings)
             [answer] = qa.ask(
-                "Where does the kestrel migrate?", doc, windows=1, exhaustive=exhaustive
+                "Where does the kestrel migrate?", doc, chunks=1, exhaustive=exhaustive
             )
             assert answer.text == expected, (exhaustive, include)
 
@@ -136,3 +136,58 @@ def test_a_page_reference_alone_is_not_an_answer():
     assert answer_defect("see pp. 12-14 for it", 4, 13) == "page reference"
     assert answer_defect("the page 7 layout", 4, 10) == "page reference"
     assert answer_defect("run p.adjust now", 4, 12) is None
+
+
+# --- the rules at their edges (issue 21, mutation testing) ---------------------------------
+
+
+def test_a_span_that_ends_where_a_page_or_region_begins_does_not_cross_it():
+    text = "Falcons winter in Africa.\n\nChapter 2"
+    assert answer_defect(text, 15, 24, breaks=[24]) is None  # "in Africa"
+    assert answer_defect(text, 15, 29, breaks=[24]) == "crosses a page or region boundary"
+
+
+def test_a_page_number_on_the_last_line_of_the_text_is_a_page_number():
+    # No newline after it: the line runs to the end of the text.
+    assert answer_defect("The end of the chapter.\n7", 24, 25) == "page number"
+
+
+def test_a_price_alone_on_its_line_is_not_a_page_number():
+    assert answer_defect("Price:\n$30\nper seat", 7, 10) is None
+
+
+def test_a_footnote_marker_near_the_start_of_the_text():
+    assert answer_defect("Ok.39 Then it ran.", 3, 5) == "footnote marker"
+
+
+def widened(text: str, answer: str) -> str:
+    """What `whole_code_token` makes of the first ``answer`` in ``text``."""
+    start = text.index(answer)
+    a, b = whole_code_token(text, start, start + len(answer))
+    return text[a:b]
+
+
+def test_a_code_token_in_quotes_or_brackets_is_widened_without_them():
+    assert widened('Type "make.names()" now', "names") == "make.names()"
+    assert widened('Type "demo("scoping")" at the prompt.', "demo") == 'demo("scoping")'
+    assert widened("see (R.home) for the folder", "home") == "R.home"
+    assert widened("(R.home gives the folder)", "home") == "R.home"
+    assert widened("It writes (fit.log as it goes)", "log") == "fit.log"
+    assert widened('He wrote "fit.log is the file" there.', "log") == "fit.log"
+    assert widened("(or call plot()) to draw", "plot") == "plot()"
+    assert widened("R.home is the folder", "home") == "R.home"  # at the start of the text
+
+
+def test_an_answer_of_several_words_is_widened_at_its_last_word():
+    assert widened("then set R.x again", "set R") == "set R.x"
+    assert widened("call a make.names() now", "a make") == "a make.names()"
+
+
+def test_widening_keeps_what_the_reader_read():
+    """Only what widening adds loses its punctuation, quotes and brackets: the reader's own
+    full stop and brackets stay."""
+    assert whole_code_token("It flew to Africa. Then", 11, 18) == (11, 18)  # "Africa."
+    assert whole_code_token("born (1843 in Kent)", 5, 10) == (5, 10)  # "(1843"
+    assert whole_code_token("born (1843) in Kent", 5, 11) == (5, 11)  # "(1843)"
+    assert whole_code_token("see (R.home) now", 4, 11) == (4, 12)  # "(R.home" -> "(R.home)"
+    assert whole_code_token("see (R.home) now", 5, 12) == (4, 12)  # "R.home)" -> "(R.home)"

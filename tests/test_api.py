@@ -48,7 +48,7 @@ def check_invariants(answers: list[Answer]) -> None:
 def core(**settings) -> DocQA:
     """A DocQA reading every window of its documents in memory: the core path, without
     retrieval, index or dense encoder (they choose windows; these tests are about reading)."""
-    return DocQA(windows=None, index=False, dense=False, **settings)
+    return DocQA(chunks=None, index=False, dense=False, **settings)
 
 
 def context_tokens(tokenizer, question: str, max_seq_len: int) -> int:

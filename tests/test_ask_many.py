@@ -46,8 +46,8 @@ class Counts:
         monkeypatch.setattr(docqa.index.ingest, "tokenize_text", counted(real_index_tok))
 
 
-@pytest.mark.parametrize("windows", [None, 2])
-def test_ask_many_equals_asking_one_by_one(tiny_model, windows):
+@pytest.mark.parametrize("chunks", [None, 2])
+def test_ask_many_equals_asking_one_by_one(tiny_model, chunks):
     docs = [
         Document.from_text(
             words(300, d) + " The heron nests in the alder. " + words(200, d + 1), source=f"doc{d}"
@@ -55,9 +55,9 @@ def test_ask_many_equals_asking_one_by_one(tiny_model, windows):
         for d in range(2)
     ]
     settings = {"max_seq_len": 64, "doc_stride": 16, "max_question_len": 16}
-    qa = DocQA(model=str(tiny_model), windows=windows, index=False, dense=False, **settings)
+    qa = DocQA(model=str(tiny_model), chunks=chunks, index=False, dense=False, **settings)
     many = qa.ask_many(QUESTIONS[:4], docs, top_k=3)
-    fresh = DocQA(model=str(tiny_model), windows=windows, index=False, dense=False, **settings)
+    fresh = DocQA(model=str(tiny_model), chunks=chunks, index=False, dense=False, **settings)
     one = [fresh.ask(q, docs, top_k=3) for q in QUESTIONS[:4]]
     assert [key(a) for a in many] == [key(a) for a in one]
     assert all(len(a) == 3 for a in many)
@@ -69,7 +69,7 @@ def test_ask_many_on_files_through_the_index_equals_ask(tiny_model, tmp_path):
     for d in range(3):
         (folder / f"note{d}.txt").write_text(words(250, d) + " The heron nests here. ")
     settings = {"max_seq_len": 64, "doc_stride": 16, "max_question_len": 16, "dense": False}
-    qa = DocQA(model=str(tiny_model), index=tmp_path / "ix", windows=3, **settings)
+    qa = DocQA(model=str(tiny_model), index=tmp_path / "ix", chunks=3, **settings)
     many = qa.ask_many(QUESTIONS[:3], folder, top_k=2)
     one = [qa.ask(q, folder, top_k=2) for q in QUESTIONS[:3]]
     assert [key(a) for a in many] == [key(a) for a in one]

@@ -2,7 +2,7 @@
 no file makes ``ask`` hang.
 
 Fast tests pin the pieces: piecewise tokenization equals one pass, documents stored in parts give
-the windows and answers of one part, a killed build keeps its finished parts and vectors, the
+the chunks and answers of one part, a killed build keeps its finished parts and vectors, the
 HTML reader is linear and reads pages as BeautifulSoup's tree walk did, the file size limit.
 Two slow tests run the CLI in a subprocess on the files of the issue (a 200 MB ``.txt``, a
 50 MB one-line HTML page) and measure the peak memory of the process and its children.
@@ -159,7 +159,7 @@ def big_document_text(n_words: int = 6000) -> str:
 
 def test_a_document_in_parts_has_the_windows_and_tokens_of_one_part(tmp_path, scheme, monkeypatch):
     """Stored in many small parts, a document is tokenized part by part (each part committed
-    on its own) into exactly the windows, BM25 terms and tokens of one pass, and reads back
+    on its own) into exactly the chunks, BM25 terms and tokens of one pass, and reads back
     whole: text, token ranges across part boundaries, search hits."""
     text = big_document_text()
     path = tmp_path / "docs" / "big.txt"
@@ -169,7 +169,7 @@ def test_a_document_in_parts_has_the_windows_and_tokens_of_one_part(tmp_path, sc
         index.update([path], scheme)
         db = index.connect()
         whole = db.execute(
-            "SELECT position, token_start, token_end, char_start, char_end, terms FROM windows "
+            "SELECT position, token_start, token_end, char_start, char_end, terms FROM chunks "
             "ORDER BY position"
         ).fetchall()
         [doc_id] = index.update([path], scheme).doc_ids
@@ -189,11 +189,11 @@ def test_a_document_in_parts_has_the_windows_and_tokens_of_one_part(tmp_path, sc
         db = index.connect()
         parts = db.execute("SELECT COUNT(*) FROM texts").fetchone()[0]
         assert parts == len(calls) > 10 and max(calls) <= 1500
-        assert seen[-1] == (parts, parts, f"windows of {path}")
+        assert seen[-1] == (parts, parts, f"chunks of {path}")
         assert (
             db.execute(
                 "SELECT position, token_start, token_end, char_start, char_end, terms "
-                "FROM windows ORDER BY position"
+                "FROM chunks ORDER BY position"
             ).fetchall()
             == whole
         )
@@ -236,12 +236,12 @@ def test_indexing_a_large_file_shows_its_parts_on_a_terminal(tmp_path, monkeypat
     args = ["index", "--no-dense", "--index", str(tmp_path / "ix"), str(tmp_path / "big.txt")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert re.search(r"Indexing windows of \S*big\.txt .* \d+/\d+", screen.getvalue())
+    assert re.search(r"Indexing chunks of \S*big\.txt .* \d+/\d+", screen.getvalue())
 
 
 def test_answers_from_a_document_in_parts_point_into_its_whole_text(tmp_path, plant, monkeypatch):
     """Answers carry offsets into the whole file's text, ``Answer.document.text[a.start:a.end]
-    == a.text``, and reading them loads only the tokens around the windows read."""
+    == a.text``, and reading them loads only the tokens around the chunks read."""
     plant({PHRASE: 10.0})
     monkeypatch.setattr(docqa.index.ingest, "PART_CHARS", 2000)
     text = big_document_text(8000)
@@ -255,13 +255,13 @@ def test_answers_from_a_document_in_parts_point_into_its_whole_text(tmp_path, pl
         return found
 
     monkeypatch.setattr(Index, "tokens", tokens)
-    qa = DocQA(index=tmp_path / "ix", dense=False, windows=3)
+    qa = DocQA(index=tmp_path / "ix", dense=False, chunks=3)
     [answer] = qa.ask("Where does the kestrel migrate?", tmp_path / "big.txt")
     assert answer.text == PHRASE
     assert answer.start == text.index(PHRASE)
     assert answer.document.text[answer.start : answer.end] == answer.text
     assert answer.document.text == text
-    assert read and max(read) < 2000, "only the tokens near the windows read"
+    assert read and max(read) < 2000, "only the tokens near the chunks read"
 
 
 def test_a_killed_tokenization_keeps_its_finished_parts_and_the_next_run_carries_on(
@@ -269,13 +269,13 @@ def test_a_killed_tokenization_keeps_its_finished_parts_and_the_next_run_carries
 ):
     """Regression (issue 15, item 7): a large file was tokenized and committed in one
     transaction, so a kill lost all of it. Now each part is committed as it is done; the next
-    run parses nothing and tokenizes only the parts left, into the windows of one pass."""
+    run parses nothing and tokenizes only the parts left, into the chunks of one pass."""
     text = big_document_text()
     path = tmp_path / "big.txt"
     path.write_text(text)
     with Index(tmp_path / "reference") as index:
         index.update([path], scheme)
-        reference = index.connect().execute("SELECT * FROM windows ORDER BY id").fetchall()
+        reference = index.connect().execute("SELECT * FROM chunks ORDER BY id").fetchall()
     monkeypatch.setattr(docqa.index.ingest, "PART_CHARS", 1500)
     real = docqa.index.ingest.tokenize_text
     calls = []
@@ -294,13 +294,13 @@ def test_a_killed_tokenization_keeps_its_finished_parts_and_the_next_run_carries
             index.update([path], scheme)
         db = index.connect()
         assert db.execute("SELECT COUNT(*) FROM tokens").fetchone()[0] == 4
-        kept = db.execute("SELECT COUNT(*) FROM windows").fetchone()[0]
+        kept = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         assert kept > 0
         parts = db.execute("SELECT COUNT(*) FROM texts").fetchone()[0]
         calls.clear()
         report = index.update([path], scheme)
         assert report.parsed == 0 and len(calls) == parts - 4
-        rows = db.execute("SELECT * FROM windows ORDER BY id").fetchall()
+        rows = db.execute("SELECT * FROM chunks ORDER BY id").fetchall()
     assert [r[2:] for r in rows] == [r[2:] for r in reference]
 
 
@@ -313,7 +313,7 @@ class FakeEncoder:
         self.batches = 0
         self.fail_after = fail_after
 
-    def encode_windows(self, text, ranges):
+    def encode_chunks(self, text, ranges):
         if self.fail_after is not None and self.batches == self.fail_after:
             raise Killed
         self.batches += 1
@@ -324,7 +324,7 @@ class FakeEncoder:
 
 def test_vectors_are_committed_in_batches_with_progress(tmp_path, scheme, monkeypatch):
     """Regression (issue 15, item 7: 13 minutes of vectors for one file were lost in one
-    transaction): vectors are committed a batch of windows at a time, with progress, and a kill
+    transaction): vectors are committed a batch of chunks at a time, with progress, and a kill
     loses only the batch in flight."""
     monkeypatch.setattr(docqa.index.ingest, "VECTOR_BATCH", 8)
     path = tmp_path / "doc.txt"
@@ -333,14 +333,14 @@ def test_vectors_are_committed_in_batches_with_progress(tmp_path, scheme, monkey
         with pytest.raises(Killed):
             index.update([path], scheme, encoder=FakeEncoder(fail_after=3))
         db = index.connect()
-        windows = db.execute("SELECT COUNT(*) FROM windows").fetchone()[0]
-        assert windows > 40
+        chunks = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        assert chunks > 40
         assert db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] == 3 * 8
         seen = []
         encoder = FakeEncoder()
         index.update([path], scheme, encoder=encoder, pieces=lambda *a: seen.append(a))
-        assert db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] == windows
-        batches = -(-(windows - 24) // 8)
+        assert db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] == chunks
+        batches = -(-(chunks - 24) // 8)
         assert encoder.batches == batches
         assert [d for d, _, _ in seen] == list(range(1, batches + 1))
         assert {(t, w) for _, t, w in seen} == {(batches, "vectors of doc.txt")}
@@ -394,10 +394,10 @@ def test_bm25_terms_are_those_of_bm25s_own_pattern() -> None:
 
 
 def test_window_terms_are_bm25_tokens() -> None:
-    """The index's own term extraction for windows gives `bm25_tokens`' terms."""
+    """The index's own term extraction for chunks gives `bm25_tokens`' terms."""
     texts = [tricky_text(5000, seed=s) for s in range(30)]
     texts += ["", "x86_64 a b, don't The THE the", "İstanbul ΣΑΣ ς Straße"]
-    assert docqa.index.ingest._window_terms(texts) == [" ".join(t) for t in bm25_tokens(texts)]
+    assert docqa.index.ingest._chunk_terms(texts) == [" ".join(t) for t in bm25_tokens(texts)]
 
 
 def test_the_index_builds_bm25_from_stored_terms_as_before(tmp_path, scheme) -> None:
@@ -410,7 +410,7 @@ def test_the_index_builds_bm25_from_stored_terms_as_before(tmp_path, scheme) -> 
     with Index(tmp_path / "ix") as index:
         report = index.update([folder], scheme)
         db = index.connect()
-        rows = db.execute("SELECT terms FROM windows ORDER BY id").fetchall()
+        rows = db.execute("SELECT terms FROM chunks ORDER BY id").fetchall()
         reference = Bm25([t.split() for (t,) in rows])
         built = index._corpus(scheme, None).retriever.bm25
         for query in ("heron valve", "three four", "nothing"):
@@ -627,7 +627,7 @@ CREATE TABLE bm25 (scheme TEXT PRIMARY KEY, generation INTEGER NOT NULL, state B
 
 def test_a_version_1_index_is_migrated_without_parsing_again(tmp_path, scheme, monkeypatch):
     """An index written before texts were stored in parts opens, answers searches and is
-    updated without parsing or tokenizing its files again."""
+    updated without parsing or tokenizing its files again; every later migration runs too."""
     text = f"{filler(200)} Each autumn the {PHRASE} to Africa. {filler(100)}"
     path = tmp_path / "birds.txt"
     path.write_text(text)
@@ -662,11 +662,17 @@ def test_a_version_1_index_is_migrated_without_parsing_again(tmp_path, scheme, m
                 for i, (c, t) in enumerate(zip(chunks, terms, strict=True))
             ],
         )
+        vector = np.ones((1, 4), dtype=np.float16).tobytes()
+        db.execute("INSERT INTO vectors VALUES (1, 'enc', 1, ?)", (vector,))
         db.execute("PRAGMA user_version=1")
     db.close()
     monkeypatch.setattr(docqa.index.ingest, "tokenize_text", None)  # must not be needed
     with Index(folder) as index:
-        assert index.connect().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        db = index.connect()
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        # Version 4 renamed windows to chunks: the rows and the vectors' references are kept.
+        assert db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0] == len(chunks)
+        assert db.execute("SELECT chunk_id, encoder FROM vectors").fetchall() == [(1, "enc")]
         report = index.update([path], scheme)
         assert (report.parsed, report.tokenized) == (0, 0)
         assert index.document(1).text == text
@@ -886,7 +892,7 @@ def test_a_50_mb_one_line_html_page_beside_a_pdf_answers_from_the_pdf_in_bounded
     make_pdf(folder / "birds.pdf", [f"Each autumn the {PHRASE} to Africa. " + filler(100)])
     ix = tmp_path_factory.mktemp("ix")
     reader = word_level_reader(tmp_path_factory.mktemp("reader"))
-    args = ["ask", "--no-dense", "--windows", "1", "--index", str(ix), "--model", str(reader)]
+    args = ["ask", "--no-dense", "--chunks", "1", "--index", str(ix), "--model", str(reader)]
     question = "Where does the kestrel migrate in autumn?"
     result, peak, seconds = run_measured([*args, "--json", question, str(folder)], timeout=420)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -30,7 +30,7 @@ CLI = Path(docqa.cli.__file__)
 #: Modules the CLI may import names from: the package's public surface and its errors.
 ALLOWED_MODULES = {"docqa", "docqa.errors"}
 #: The index's internals, whatever module they would come from.
-INTERNAL_NAMES = {"WindowScheme", "DenseEncoder", "load_tokenizer", "tokenizer_fingerprint"}
+INTERNAL_NAMES = {"ChunkScheme", "DenseEncoder", "load_tokenizer", "tokenizer_fingerprint"}
 
 
 def private_imports(source: str) -> list[str]:
@@ -57,7 +57,7 @@ def private_imports(source: str) -> list[str]:
 
 
 def test_cli_imports_only_public_names():
-    """Issue 16, item 4: cli.py imported `Index`, `WindowScheme`, `DenseEncoder`,
+    """Issue 16, item 4: cli.py imported `Index`, `ChunkScheme`, `DenseEncoder`,
     `_dense_available` and loader internals from submodules."""
     assert private_imports(CLI.read_text()) == []
 
@@ -65,7 +65,7 @@ def test_cli_imports_only_public_names():
 def test_the_import_check_catches_what_cli_py_imported_before():
     """The check above fails on the imports cli.py had before issue 16 (copied here)."""
     before = """
-from docqa.api import DEFAULT_WINDOWS
+from docqa.api import DEFAULT_CHUNKS
 from docqa.errors import DocQAError, InputError, ModelLoadError
 
 def ask():
@@ -74,7 +74,7 @@ def ask():
     from docqa.loaders.walk import walk
 
 def index_command():
-    from docqa.index import Index, WindowScheme
+    from docqa.index import Index, ChunkScheme
     from docqa.loaders import LoadOptions, LoadResult
 
 def _encoder(dense):
@@ -86,7 +86,7 @@ def _encoder(dense):
         "from docqa.api",
         "from docqa.loaders.walk",
         "from docqa.index",
-        "WindowScheme from docqa.index",
+        "ChunkScheme from docqa.index",
         "_dense_available from docqa.api",
         "DenseEncoder from docqa.retrieve",
     ):
@@ -98,7 +98,7 @@ def _encoder(dense):
 
 
 def test_public_names_the_cli_uses_are_exported():
-    for name in ("DocQA", "Index", "Hit", "UpdateReport", "DEFAULT_WINDOWS", "check_paths"):
+    for name in ("DocQA", "Index", "Hit", "UpdateReport", "DEFAULT_CHUNKS", "check_paths"):
         assert name in docqa.__all__ and getattr(docqa, name) is not None
     assert Index is __import__("docqa.index", fromlist=["Index"]).Index
 
@@ -242,13 +242,13 @@ def test_search_json_reports_timings(tiny_model, library, tmp_path, no_reader):
 
 
 class FakeEncoder:
-    """Stands in for the sentence encoder: one vector per window, counted."""
+    """Stands in for the sentence encoder: one vector per chunk, counted."""
 
     name = "fake-encoder"
-    windows = 0
+    chunks = 0
 
-    def encode_windows(self, text, ranges):
-        FakeEncoder.windows += len(ranges)
+    def encode_chunks(self, text, ranges):
+        FakeEncoder.chunks += len(ranges)
         return np.ones((len(ranges), 8), dtype=np.float32), np.arange(len(ranges))
 
 
@@ -256,17 +256,17 @@ class FakeEncoder:
 def fake_encoder(monkeypatch):
     monkeypatch.setattr(docqa.api, "_dense_available", lambda: True)
     monkeypatch.setattr(docqa.retrieve, "DenseEncoder", FakeEncoder)
-    FakeEncoder.windows = 0
+    FakeEncoder.chunks = 0
     return FakeEncoder
 
 
 def counts(ix: Path) -> tuple[int, int]:
-    """(windows, windows with a vector) in the index in ``ix``."""
+    """(chunks, chunks with a vector) in the index in ``ix``."""
     with sqlite3.connect(ix / "index.sqlite3") as db:
-        windows = db.execute("SELECT COUNT(*) FROM windows").fetchone()[0]
+        chunks = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         vectors = db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
     db.close()
-    return windows, vectors
+    return chunks, vectors
 
 
 def index_args(library: Path, ix: Path, model: Path) -> list[str]:
@@ -275,19 +275,19 @@ def index_args(library: Path, ix: Path, model: Path) -> list[str]:
 
 
 def test_index_stores_vectors_only_with_vectors(tiny_model, library, tmp_path, fake_encoder):
-    """Issue 16, item 1: indexing computed a vector for every window up front; now only
+    """Issue 16, item 1: indexing computed a vector for every chunk up front; now only
     ``--vectors`` does (otherwise a question's candidates get theirs when first needed)."""
     plain, full = tmp_path / "plain", tmp_path / "full"
     result = CliRunner().invoke(app, index_args(library, plain, tiny_model))
     assert result.exit_code == 0, result.output
-    windows, vectors = counts(plain)
-    assert windows > 4 and vectors == 0
-    assert fake_encoder.windows == 0
+    chunks, vectors = counts(plain)
+    assert chunks > 4 and vectors == 0
+    assert fake_encoder.chunks == 0
     assert json.loads(result.stdout)["vectors"] is False
     result = CliRunner().invoke(app, [*index_args(library, full, tiny_model), "--vectors"])
     assert result.exit_code == 0, result.output
-    assert counts(full) == (windows, windows)
-    assert fake_encoder.windows == windows
+    assert counts(full) == (chunks, chunks)
+    assert fake_encoder.chunks == chunks
 
 
 def test_index_json_reports_timings(tiny_model, library, tmp_path):
@@ -337,7 +337,8 @@ def test_docqa_index_rebuild_parses_again(tiny_model, library, tmp_path):
 
 
 def test_index_help_explains_vectors():
-    result = CliRunner().invoke(app, ["index", "--help"])
+    # Wide enough that no help line is wrapped inside the table's borders.
+    result = CliRunner().invoke(app, ["index", "--help"], env={"COLUMNS": "1000"})
     shown = " ".join(result.stdout.split())
     assert "--vectors" in shown and "when first needed" in shown
 

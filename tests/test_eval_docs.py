@@ -15,7 +15,7 @@ from conftest import PHRASE, filler, invoke_cli
 from pdfgen import make_pdf
 
 from docqa import DocQA, evaluate_docs
-from docqa.api import DEFAULT_WINDOWS
+from docqa.api import DEFAULT_CHUNKS
 from docqa.errors import InputError
 from docqa.evaluate import furniture_kind, read_questions, resolve_file
 
@@ -84,8 +84,8 @@ def questions(tmp_path) -> Path:
     return write_jsonl(tmp_path / "questions.jsonl", QUESTIONS)
 
 
-def make_qa(tmp_path, windows=DEFAULT_WINDOWS) -> DocQA:
-    return DocQA(index=tmp_path / "index", dense=False, windows=windows)
+def make_qa(tmp_path, chunks=DEFAULT_CHUNKS) -> DocQA:
+    return DocQA(index=tmp_path / "index", dense=False, chunks=chunks)
 
 
 def run(*args: str):
@@ -111,7 +111,7 @@ def test_scores_every_question_through_the_ask_path(plant, shelf, questions, tmp
     assert report.exact == pytest.approx(EXACT)
     assert report.f1 == pytest.approx(F1)
     assert report.furniture == FURNITURE and report.furniture_answers == 1
-    assert report.windows == DEFAULT_WINDOWS
+    assert report.chunks == DEFAULT_CHUNKS
     assert [s.state for s in report.files] == ["ok"] * 4
     data = report.to_json()
     json.dumps(data, allow_nan=False)
@@ -151,12 +151,12 @@ def test_windows_reach_ask_paths(plant, shelf, questions, tmp_path, monkeypatch)
     seen = []
     original = DocQA.ask_paths
 
-    def spy(self, question, paths, top_k=1, windows=DEFAULT_WINDOWS, **kw):
-        seen.append((top_k, windows, tuple(Path(p).name for p in paths)))
-        return original(self, question, paths, top_k, windows, **kw)
+    def spy(self, question, paths, top_k=1, chunks=DEFAULT_CHUNKS, **kw):
+        seen.append((top_k, chunks, tuple(Path(p).name for p in paths)))
+        return original(self, question, paths, top_k, chunks, **kw)
 
     monkeypatch.setattr(DocQA, "ask_paths", spy)
-    evaluate_docs(questions, make_qa(tmp_path), [shelf], windows=None, limit=2)
+    evaluate_docs(questions, make_qa(tmp_path), [shelf], chunks=None, limit=2)
     assert seen == [(1, None, ("docs",)), (1, None, ("notes.txt",))]
 
 
@@ -231,7 +231,7 @@ def test_an_unreadable_file_no_question_names_is_reported_and_skipped(
     ("args", "says"),
     [
         (["--split", "dev"], "--split applies to JSONL"),  # on a SQuAD file
-        (["--docs", "DOCS", "--windows", "3", "--exhaustive"], "not both"),
+        (["--docs", "DOCS", "--chunks", "3", "--exhaustive"], "not both"),
         (["--docs", "DOCS", "--per-article", "1"], "SQuAD files"),
         (["--docs", "DOCS", "--level", "paragraph"], "SQuAD files"),
         (["--docs", "nowhere"], "No such file or folder"),
@@ -279,7 +279,7 @@ def test_cli_json_predictions_and_default_depth(plant, shelf, questions, tmp_pat
     data = json.loads(result.stdout)
     assert data["exact"] == pytest.approx(EXACT) and data["f1"] == pytest.approx(F1)
     assert (data["total"], data["furniture_answers"], data["furniture"]) == (6, 1, FURNITURE)
-    assert data["windows"] == DEFAULT_WINDOWS and data["split"] is None
+    assert data["chunks"] == DEFAULT_CHUNKS and data["split"] is None
     assert data["docs"] == [str(shelf)] and "model" in data
     assert json.loads(preds.read_text()) == PREDICTED
 
@@ -290,7 +290,7 @@ def test_cli_split_exhaustive_and_human_output(plant, shelf, questions, tmp_path
     result = run(str(questions), "--docs", str(shelf), "--split", "heldout", "--exhaustive", *args)
     assert result.exit_code == 0, result.stderr
     shown = " ".join(result.stdout.split())
-    assert "split=heldout" in shown and "windows=all" in shown
+    assert "split=heldout" in shown and "chunks=all" in shown
     assert "exact 0.00" in shown and "total 1" in shown and "furniture_answers 1" in shown
     assert "q5: '12' (number only)" in shown
 

@@ -88,7 +88,7 @@ def test_a_phrase_at_a_retrieved_chunks_edge_comes_back_whole(plant, tokenizer, 
         qa = DocQA(index=tmp_path / "ix", dense=False, **SMALL)
         answers = qa.ask(question, path, top_k=3)
     else:
-        qa = DocQA(index=False, dense=False, windows=3, **SMALL)
+        qa = DocQA(index=False, dense=False, chunks=3, **SMALL)
         answers = qa.ask(question, Document.from_text(text), top_k=3)
     start = text.index(PHRASE)
     assert (answers[0].text, answers[0].start, answers[0].end) == (
@@ -134,7 +134,7 @@ def test_the_default_retriever_weight_fuses_retrieval_into_the_ranking(
         settings["index"] = tmp_path / "ix"
         source = path
     else:
-        settings.update(index=False, windows=3)  # of 4 chunks
+        settings.update(index=False, chunks=3)  # of 4 chunks
         source = Document.from_text(text)
     reader_only = DocQA(retriever_weight=0, **settings).ask(question, source, top_k=2)
     assert [a.text for a in reader_only] == ["barn owl", "grey heron"]
@@ -158,7 +158,7 @@ def test_offsets_are_those_of_the_occurrence_the_reader_chose(plant):
     Basic Multilingual Plane."""
     # Start peaks only where "in autumn" follows; end peaks on both occurrences.
     plant({f"{PHRASE} in autumn": (10.0, 0.0), PHRASE: (0.0, 10.0)})
-    qa = DocQA(windows=None, index=False, dense=False)
+    qa = DocQA(chunks=None, index=False, dense=False)
     [a] = qa.ask("When does it migrate?", Document.from_text(TWICE))
     assert (a.start, a.end) == (78, 111)
     assert a.text == PHRASE and a.logit == pytest.approx(20.0)
@@ -220,7 +220,7 @@ def test_rank_by_null_margin_judges_each_span_against_its_own_window(monkeypatch
     ]
 
     def ranked(rank_by: str):
-        qa = DocQA(windows=None, index=False, dense=False, rank_by=rank_by)
+        qa = DocQA(chunks=None, index=False, dense=False, rank_by=rank_by)
         answers = qa.ask("Which bird?", docs, top_k=2)
         return [(a.text, a.source, round(a.logit, 4)) for a in answers]
 
@@ -241,8 +241,8 @@ def test_the_no_answer_decision_under_fusion_uses_raw_reader_logits(plant):
     parts[5] = f"{filler(10)} The {PHRASE} in autumn. {filler(10)}"
     doc = Document.from_text(" ".join(parts))
     question = "Where does the violet kestrel go?"
-    settings = {"index": False, "dense": False, "windows": 3, **SMALL}
-    fused = DocQA(**settings).predict(question, [doc], top_k=1, windows=3)
+    settings = {"index": False, "dense": False, "chunks": 3, **SMALL}
+    fused = DocQA(**settings).predict(question, [doc], top_k=1, chunks=3)
     assert fused.answers[0].text == PHRASE
     assert fused.answers[0].logit > 20.0, "the ranking is fused"
     assert fused.null_score_diff == pytest.approx(2.0), "the raw difference, not 2 - boost"
@@ -255,27 +255,27 @@ def test_the_no_answer_decision_under_fusion_uses_raw_reader_logits(plant):
 
 
 def half_written(folder: Path, scheme) -> list[str]:
-    """Files rows without their document's windows, and documents no file holds."""
+    """Files rows without their document's chunks, and documents no file holds."""
     with sqlite3.connect(folder / DB_NAME) as db:
         orphans = db.execute(
             "SELECT f.path FROM files f WHERE f.doc_id IS NOT NULL AND NOT EXISTS "
-            "(SELECT 1 FROM windows w WHERE w.doc_id = f.doc_id AND w.scheme = ?)",
+            "(SELECT 1 FROM chunks w WHERE w.doc_id = f.doc_id AND w.scheme = ?)",
             (scheme.key,),
         ).fetchall()
         lost = db.execute(
             "SELECT d.id FROM documents d WHERE NOT EXISTS "
             "(SELECT 1 FROM files f WHERE f.doc_id = d.id)"
         ).fetchall()
-    return [f"file {r[0]} without windows" for r in orphans] + [
+    return [f"file {r[0]} without chunks" for r in orphans] + [
         f"document {r[0]} without a file" for r in lost
     ]
 
 
 def test_a_failure_inside_a_files_commit_leaves_no_half_written_file(tmp_path, scheme, monkeypatch):
     """Issue 21: the kill test almost always killed during the loader's sleep, so a file's
-    windows committed in a second transaction after its ``files`` row went unnoticed. Here
+    chunks committed in a second transaction after its ``files`` row went unnoticed. Here
     the second file fails after its document and ``files`` rows are written, while its
-    tokens and windows are being stored: nothing of it may remain, the first file stays
+    tokens and chunks are being stored: nothing of it may remain, the first file stays
     whole, and the next update completes the second."""
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -375,7 +375,7 @@ def test_a_locked_index_exits_2_with_the_busy_message(tmp_path, note, monkeypatc
 
 def test_a_damaged_bm25_cache_is_rebuilt(tmp_path, note, scheme):
     """Issue 21: the stored BM25 matrix is only a cache (`Searcher._bm25`): damaged, it is
-    built again from the windows' terms (the same ranking) and stored again."""
+    built again from the chunks' terms (the same ranking) and stored again."""
     folder = tmp_path / "ix"
     with Index(folder) as index:
         report = index.update([note], scheme)

@@ -144,13 +144,13 @@ def _load_pretrained():
 import docqa.index.ingest
 import docqa.api as api
 from docqa.loaders import html as html_loader
-docqa.index.ingest._window_terms([])
+docqa.index.ingest._chunk_terms([])
 api._dense_available()
 html_loader._TextWriter()
 """
     assert sorted(private_uses(attributes, "speed", "")) == [
         "docqa.api._dense_available",
-        "docqa.index.ingest._window_terms",
+        "docqa.index.ingest._chunk_terms",
         "docqa.loaders.html._TextWriter",
     ]
     assert private_uses(attributes, "speed", "", attributes=False) == []
@@ -286,7 +286,7 @@ def figures(source: str) -> list[str]:
 
 
 def test_no_measured_figures_in_comments_or_docstrings():
-    """Issue 18, part 5: `api.py` carried F1 tables beside `DEFAULT_WINDOWS` and
+    """Issue 18, part 5: `api.py` carried F1 tables beside `DEFAULT_CHUNKS` and
     `RETRIEVER_WEIGHT` that went stale at each re-measurement; they are in the README and
     the results files, with the command that produced them."""
     found = {}
@@ -301,7 +301,7 @@ def test_the_figure_check_catches_what_api_py_said_before():
 #: Measured with the bundled reader on SQuAD dev at document level (benchmarks/retrieval_f1.py,
 #: 64 questions from all 16 articles, retriever weight 4): F1 59.8 / 62.2 / 62.2 / 62.2 / 62.2
 #: 10 windows, 53.8 reading every one). 3 to 20 tie; 10 keeps window recall at 98.7 %
-DEFAULT_WINDOWS = 10
+DEFAULT_CHUNKS = 10
 
 
 def f():

@@ -22,7 +22,7 @@ import docqa.reader
 from docqa import DocQA
 from docqa.cli import app
 from docqa.errors import IndexBusyError, IndexCorruptError, InputError
-from docqa.index import Index, tokenizer_fingerprint
+from docqa.index import SCHEMA_VERSION, Index, tokenizer_fingerprint
 
 
 @pytest.fixture
@@ -114,14 +114,14 @@ def test_changed_touched_deleted_and_renamed_files(tmp_path, library, scheme, mo
         assert paths == {"kestrels.md", "garden.txt", "sensor.pdf"}
         [hit] = index.search("kestrel autumn", r.doc_ids, scheme, k=1)
         assert hit.path.endswith("kestrels.md")
-        # Deleted: dropped, with its document and windows.
+        # Deleted: dropped, with its document and chunks.
         (library / "garden.txt").unlink()
         r = index.update([library], scheme)
         assert r.removed == 1 and len(r.doc_ids) == 2
         db = index.connect()
         assert db.execute("SELECT COUNT(*) FROM documents").fetchone()[0] == 2
         orphans = db.execute(
-            "SELECT COUNT(*) FROM windows WHERE doc_id NOT IN (SELECT id FROM documents)"
+            "SELECT COUNT(*) FROM chunks WHERE doc_id NOT IN (SELECT id FROM documents)"
         ).fetchone()[0]
         assert orphans == 0
 
@@ -159,14 +159,14 @@ import sys, time
 from transformers import AutoTokenizer
 import docqa.loaders as loaders
 from docqa.loaders._base import build_document
-from docqa.index import Index, WindowScheme
+from docqa.index import Index, ChunkScheme
 
 def slow(data, source, options):
     time.sleep(0.15)
     return build_document(data.decode(), source, data, fmt="text")
 
 loaders.register([".slow"], slow)
-scheme = WindowScheme.for_tokenizer(AutoTokenizer.from_pretrained(sys.argv[3]), 96, 24)
+scheme = ChunkScheme.for_tokenizer(AutoTokenizer.from_pretrained(sys.argv[3]), 96, 24)
 with Index(sys.argv[1]) as index:
     print("started", flush=True)
     index.update([sys.argv[2]], scheme)
@@ -216,11 +216,11 @@ def test_killed_build_leaves_a_usable_index_that_the_next_run_completes(
     with Index(tmp_path / "ix", lock_timeout=5) as index:
         kept = len(index.files())
         assert 3 <= kept < 40
-        # Every file the crash left in the index is whole: document and windows.
+        # Every file the crash left in the index is whole: document and chunks.
         db = index.connect()
         whole = db.execute(
             "SELECT COUNT(*) FROM files f WHERE EXISTS "
-            "(SELECT 1 FROM windows w WHERE w.doc_id = f.doc_id)"
+            "(SELECT 1 FROM chunks w WHERE w.doc_id = f.doc_id)"
         ).fetchone()[0]
         assert whole == kept
         r = index.update([folder], scheme)
@@ -371,7 +371,7 @@ def test_ask_retrieves_from_the_index_and_the_second_question_tokenizes_nothing(
         max_question_len=16,
         dense=False,
         index=tmp_path / "ix",
-        windows=2,
+        chunks=2,
     )
     prediction, report = qa.ask_paths("Where does the kestrel migrate in autumn?", [path], 1, 2)
     assert report.parsed == 1 and counts.tokenize == 1
@@ -392,7 +392,9 @@ def test_ask_retrieves_from_the_index_and_the_second_question_tokenizes_nothing(
     assert counts.tokenize == 1
 
 
-def test_cli_ask_with_windows_and_exhaustive(plant, tmp_path):
+def test_cli_ask_with_chunks_and_exhaustive(plant, tmp_path):
+    """--chunks N and --exhaustive both find the phrase; --windows, the old name of --chunks,
+    still works and says so on stderr."""
     plant({PHRASE: 10.0})
     path = tmp_path / "birds.txt"
     path.write_text(f"{filler(400)}\n\nEach autumn the {PHRASE} to Africa.\n\n{filler(400, 3)}")
@@ -409,11 +411,12 @@ def test_cli_ask_with_windows_and_exhaustive(plant, tmp_path):
         "24",
         "--no-dense",
     ]
-    for extra in (["--windows", "1"], ["--exhaustive"]):
+    for extra in (["--chunks", "1"], ["--exhaustive"], ["--windows", "1"]):
         result = CliRunner().invoke(app, base + extra)
         assert result.exit_code == 0, result.stderr
         [answer] = json.loads(result.stdout)["answers"]
         assert answer["text"] == PHRASE
+        assert ("--windows is now --chunks" in result.stderr) == ("--windows" in extra)
 
 
 def test_pdfs_parsed_in_two_worker_processes_match_serial_parsing(tmp_path, scheme, monkeypatch):
@@ -478,7 +481,7 @@ def test_eval_with_windows_reports_retrieval_recall(tiny_model):
         dense=False,
     )
     data = ROOT / "tests" / "fixtures" / "squad-v1.1-tiny.json"
-    one = evaluate(data, qa, level="document", windows=1)
+    one = evaluate(data, qa, level="document", chunks=1)
     every = evaluate(data, qa, level="document")
     assert one.windows_per_question == 1 < every.windows_per_question
     assert one.window_recall is not None and one.window_recall <= every.window_recall == 100.0
@@ -518,12 +521,12 @@ def encoder():
 
 def test_dense_vectors_in_the_index_find_a_paraphrase(tmp_path, encoder):
     """No word of the question is in any window, so BM25 ties them all; dense similarity,
-    computed for them on demand (fewer windows than candidates), finds the paraphrase."""
+    computed for them on demand (fewer chunks than candidates), finds the paraphrase."""
     from transformers import AutoTokenizer
 
-    from docqa.index import WindowScheme
+    from docqa.index import ChunkScheme
 
-    wide = WindowScheme.for_tokenizer(
+    wide = ChunkScheme.for_tokenizer(
         AutoTokenizer.from_pretrained(str(VOCAB)),
         max_seq_len=128,
         doc_stride=24,
@@ -563,9 +566,9 @@ def test_vectors_are_made_for_each_questions_candidates_only_and_kept(
     encoded: list[tuple[int, int, int]] = []
     real = docqa.index.search.piece_vectors
 
-    def counting(enc, windows, read):
-        encoded.extend(windows)
-        return real(enc, windows, read)
+    def counting(enc, chunks, read):
+        encoded.extend(chunks)
+        return real(enc, chunks, read)
 
     monkeypatch.setattr(docqa.index.search, "piece_vectors", counting)
 
@@ -574,8 +577,8 @@ def test_vectors_are_made_for_each_questions_candidates_only_and_kept(
 
     with Index(tmp_path / "ix") as index:
         r = index.update([folder], scheme)
-        windows = index.connect().execute("SELECT COUNT(*) FROM windows").fetchone()[0]
-        assert windows > 2 * DENSE_CANDIDATES and stored(index) == 0
+        chunks = index.connect().execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        assert chunks > 2 * DENSE_CANDIDATES and stored(index) == 0
         index.rank("where is the heron of the marsh", r.doc_ids, scheme, 5, encoder)
         first = set(encoded)
         assert len(encoded) == len(first) == DENSE_CANDIDATES == stored(index)
@@ -631,9 +634,11 @@ def test_a_version_2_index_is_migrated_and_its_pdfs_parsed_again(tmp_path, schem
     with sqlite3.connect(tmp_path / "ix" / "index.sqlite3") as db:  # back to version 2
         db.execute("ALTER TABLE documents DROP COLUMN loader")
         db.execute("ALTER TABLE documents DROP COLUMN regions")
+        db.execute("ALTER TABLE chunks RENAME TO windows")  # version 4 named it chunks
+        db.execute("ALTER TABLE vectors RENAME COLUMN chunk_id TO window_id")
         db.execute("PRAGMA user_version=2")
     db.close()
     with Index(tmp_path / "ix") as index:
         r = index.update([folder], scheme)
-        assert index.connect().execute("PRAGMA user_version").fetchone()[0] == 3
+        assert index.connect().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert (r.parsed, len(r.doc_ids)) == (1, 2)

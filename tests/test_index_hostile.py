@@ -42,7 +42,7 @@ posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX permissions an
 
 def small_qa(index: Path, **kwargs) -> DocQA:
     """A DocQA with small windows over the index in ``index`` (BM25 only)."""
-    settings = dict(max_seq_len=96, doc_stride=24, max_question_len=16, dense=False, windows=2)
+    settings = dict(max_seq_len=96, doc_stride=24, max_question_len=16, dense=False, chunks=2)
     return DocQA(index=index, **{**settings, **kwargs})
 
 

@@ -88,7 +88,7 @@ SLOW_PARTS = (
 
 def test_kill_9_during_a_large_file_keeps_every_committed_part(tmp_path, scheme):
     """Issue 16: each part of a large file is committed as it is finished; kill -9 loses only
-    the part in flight, and the next run carries on to the same windows as one clean run."""
+    the part in flight, and the next run carries on to the same chunks as one clean run."""
     big = tmp_path / "big.txt"
     big.write_text(" ".join(f"{filler(50, i)} Line {i}." for i in range(4000)))
     ix = tmp_path / "ix"
@@ -113,7 +113,7 @@ def test_kill_9_during_a_large_file_keeps_every_committed_part(tmp_path, scheme)
     parts = _count(ix, "SELECT COUNT(*) FROM texts")
     kept = _count(ix, "SELECT COUNT(*) FROM tokens")
     assert 3 <= kept < parts  # killed in the middle, every committed part still there
-    assert _count(ix, "SELECT COUNT(*) FROM windows") > 0
+    assert _count(ix, "SELECT COUNT(*) FROM chunks") > 0
     carry_on = subprocess.run(
         args, env=env, capture_output=True, text=True, timeout=600, check=False
     )
@@ -128,8 +128,8 @@ def test_kill_9_during_a_large_file_keeps_every_committed_part(tmp_path, scheme)
         check=False,
     )
     assert clean.returncode == 0, clean.stderr
-    windows = "SELECT position, token_start, token_end, char_start, char_end, terms FROM windows"
-    assert _rows(ix, windows) == _rows(tmp_path / "clean", windows)
+    chunks = "SELECT position, token_start, token_end, char_start, char_end, terms FROM chunks"
+    assert _rows(ix, chunks) == _rows(tmp_path / "clean", chunks)
 
 
 def _count(folder, sql: str) -> int:
@@ -188,11 +188,11 @@ def test_reindexing_an_unchanged_folder_loads_no_tokenizer_and_a_new_file_still_
 
     assert index_once() == {"parsed": 3, "tokenized": 3, "transformers": True}
     assert index_once() == {"parsed": 0, "tokenized": 0, "transformers": False}
-    windows = _count(ix, "SELECT COUNT(*) FROM windows")
+    chunks = _count(ix, "SELECT COUNT(*) FROM chunks")
     notes(folder, 3, 4)
     assert index_once() == {"parsed": 1, "tokenized": 1, "transformers": True}
-    assert _count(ix, "SELECT COUNT(*) FROM windows") > windows
-    assert _count(ix, "SELECT COUNT(DISTINCT scheme) FROM windows") == 1  # the same scheme
+    assert _count(ix, "SELECT COUNT(*) FROM chunks") > chunks
+    assert _count(ix, "SELECT COUNT(DISTINCT scheme) FROM chunks") == 1  # the same scheme
 
 
 def test_a_question_also_remembers_the_tokenizer_for_the_next_process(tmp_path):

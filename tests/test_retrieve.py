@@ -1,4 +1,4 @@
-"""Retrieval: chunks, BM25, dense fusion, and reading only the retrieved windows (issue 7)."""
+"""Retrieval: chunks, BM25, dense fusion, and reading only the retrieved chunks (issue 7)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_chunks_cover_the_text_with_the_stride_overlap(tokenizer):
     assert chunks[0].token_start == 0 and chunks[-1].token_end == len(text)
     for a, b in itertools.pairwise(chunks):
         assert b.token_start == a.token_end - 30
-    assert all(c.doc_index == 3 and c.token_end - c.token_start <= 100 for c in chunks)
+    assert all(c.doc_id == 3 and c.token_end - c.token_start <= 100 for c in chunks)
     assert all(c.start == text.starts[c.token_start] for c in chunks)
     assert make_chunks(tokenize_text(tokenizer, ""), 0, 100, 30) == []
 
@@ -71,7 +71,7 @@ def test_bm25_ranks_the_passage_sharing_rare_words_first():
     r = Retriever.build(texts)
     assert next(i for i, _ in r.rank("Which batteries does the sensor use?", k=3)) == 0
     assert [i for i, _ in r.rank("how long is the warranty", k=1)] == [1]
-    # A question with no known word still returns k windows (in document order).
+    # A question with no known word still returns k chunks (in document order).
     assert [i for i, _ in r.rank("zzz qqq", k=2)] == [0, 1]
 
 
@@ -109,10 +109,10 @@ def test_dense_fusion_finds_a_paraphrase_bm25_misses():
     question = "what should I do if I catch the flu"
     lexical = Retriever.build(texts)
     assert lexical.rank(question, 1)[0][0] == 0
-    # Dense similarity is added as `DocQA` adds it: a vector source over the texts' windows.
+    # Dense similarity is added as `DocQA` adds it: a vector source over the texts' chunks.
     encoder = docqa.retrieve.DenseEncoder()
-    windows = [(i, 0, len(t)) for i, t in enumerate(texts)]
-    source = docqa.retrieve.WindowVectors(encoder, windows, lambda i, a, b: texts[i][a:b])
+    chunks = [(i, 0, len(t)) for i, t in enumerate(texts)]
+    source = docqa.retrieve.ChunkVectors(encoder, chunks, lambda i, a, b: texts[i][a:b])
     fused = dataclasses.replace(lexical, encoder=encoder, vectors=source)
     assert fused.rank(question, 1)[0][0] == 2
 
@@ -122,10 +122,10 @@ def test_encoder_vectors_are_unit_length():
     v = enc.encode(["a cat", "a dog on a mat", ""])
     assert v.shape == (3, enc.dim) == (3, 384)
     np.testing.assert_allclose(np.linalg.norm(v[:2], axis=1), 1.0, rtol=1e-5)
-    # A long window is cut into several pieces, a short one is one piece.
+    # A long chunk is cut into several pieces, a short one is one piece.
     texts = {"long": "word " * 400, "short": "short"}
-    windows = [("long", 0, len(texts["long"])), ("short", 0, len(texts["short"]))]
-    long, short = docqa.retrieve.piece_vectors(enc, windows, lambda d, a, b: texts[d][a:b])
+    chunks = [("long", 0, len(texts["long"])), ("short", 0, len(texts["short"]))]
+    long, short = docqa.retrieve.piece_vectors(enc, chunks, lambda d, a, b: texts[d][a:b])
     assert len(long) > 1 and len(short) == 1
     np.testing.assert_allclose(np.linalg.norm(long, axis=1), 1.0, rtol=1e-5)
 
@@ -144,13 +144,13 @@ def test_vector_size_is_read_from_the_encoders_config(tiny_model):
 def test_pieces_are_cut_one_way_only():
     """Issue 18, part 4: `DenseEncoder.pieces`, `encode_passages` and `Retriever.build(encoder=)`
     cut and encoded pieces a second way that only tests used; production cuts them with
-    `DenseEncoder.cut_pieces` (through `piece_vectors` and `encode_windows`)."""
+    `DenseEncoder.cut_pieces` (through `piece_vectors` and `encode_chunks`)."""
     assert not hasattr(docqa.retrieve.DenseEncoder, "pieces")
     assert not hasattr(docqa.retrieve.DenseEncoder, "encode_passages")
     assert list(inspect.signature(Retriever.build).parameters) == ["texts"]
 
 
-# --- predict(..., windows=N): the reader reads only what the retriever chose ------------------
+# --- predict(..., chunks=N): the reader reads only what the retriever chose ------------------
 
 
 def long_document() -> tuple[Document, str]:
@@ -165,54 +165,54 @@ def qa(**settings) -> DocQA:
     return DocQA(max_seq_len=96, doc_stride=24, max_question_len=16, dense=False, **settings)
 
 
-def test_predict_reads_only_the_retrieved_windows(plant):
+def test_predict_reads_only_the_retrieved_chunks(plant):
     plant({PHRASE: 10.0})
     doc, text = long_document()
     reader = qa()
     every = reader.predict("Where does the kestrel migrate each autumn?", [doc])
-    some = reader.predict("Where does the kestrel migrate each autumn?", [doc], windows=2)
+    some = reader.predict("Where does the kestrel migrate each autumn?", [doc], chunks=2)
     assert len(some.windows_read) == 2 < len(every.windows_read)
     assert some.answers[0].text == every.answers[0].text == PHRASE
     assert some.answers[0].start == text.index(PHRASE)
-    # The best window is first, and holds the answer.
+    # The best chunk is first, and holds the answer.
     first = some.windows_read[0]
     assert first.start <= text.index(PHRASE) < first.end
 
 
-def test_windows_beyond_the_document_read_every_chunk(plant):
+def test_more_chunks_than_the_document_has_reads_every_chunk(plant):
     plant({PHRASE: 10.0})
     doc = Document.from_text(f"{filler(30)} {PHRASE} {filler(30)}")
-    p = qa().predict("where?", [doc], windows=50)
+    p = qa().predict("where?", [doc], chunks=50)
     assert len(p.windows_read) == 1 and p.answers[0].text == PHRASE
 
 
 def test_ask_defaults_to_retrieval_and_exhaustive_reads_all(plant):
     plant({PHRASE: 10.0})
     doc, _ = long_document()
-    reader = qa(windows=1, index=False)
+    reader = qa(chunks=1, index=False)
     assert reader.ask("Where does the kestrel migrate?", doc)[0].text == PHRASE
     assert reader.ask("Where does the kestrel migrate?", doc, exhaustive=True)[0].text == PHRASE
 
 
-def test_retriever_weight_breaks_a_reader_tie_in_favour_of_the_better_window(plant):
-    # The reader likes both phrases equally; only the retriever knows which window matches.
+def test_retriever_weight_breaks_a_reader_tie_in_favour_of_the_better_chunk(plant):
+    # The reader likes both phrases equally; only the retriever knows which chunk matches.
     plant({"grey heron": 5.0, "barn owl": 5.0})
     parts = [filler(100, i) for i in range(6)]
     parts[1] = f"{filler(20)} The barn owl hunts. {filler(20)}"
     parts[4] = f"{filler(20)} Herons wade in marshes; the grey heron waits. {filler(20)}"
     doc = Document.from_text("\n\n".join(parts))
     question = "Which heron waits in marshes?"
-    fused = qa(retriever_weight=2.0).predict(question, [doc], top_k=2, windows=3)
+    fused = qa(retriever_weight=2.0).predict(question, [doc], top_k=2, chunks=3)
     assert fused.answers[0].text == "grey heron"
     assert fused.answers[0].logit == pytest.approx(12.0)
 
 
-def test_bad_windows_setting_is_an_input_error(plant):
+def test_bad_chunks_setting_is_an_input_error(plant):
     plant({PHRASE: 1.0})
     with pytest.raises(InputError):
-        DocQA(windows=0)
+        DocQA(chunks=0)
     with pytest.raises(InputError):
-        qa().predict("where?", [Document.from_text("x y z")], windows=0)
+        qa().predict("where?", [Document.from_text("x y z")], chunks=0)
 
 
 def test_chunk_is_hashable_and_frozen():
@@ -227,7 +227,7 @@ def test_dense_retrieval_in_predict_finds_a_paraphrase(plant):
     doc = Document.from_text("\n\n".join(parts))
     # Windows (237 tokens) longer than the encoder's 128-token pieces, as with real settings.
     reader = DocQA(max_seq_len=256, doc_stride=64, max_question_len=16, dense=True)
-    p = reader.predict("what should I do if I catch the flu", [doc], windows=1)
+    p = reader.predict("what should I do if I catch the flu", [doc], chunks=1)
     [window] = p.windows_read
     assert window.start <= doc.text.index("influenza") < window.end
     assert p.answers[0].text == "plenty of fluids"
@@ -259,7 +259,7 @@ def test_dense_similarity_is_computed_for_bm25_candidates_only(counting_encoder)
         for i in range(40)
     ]
     asked: list[list[int]] = []
-    source = docqa.retrieve.WindowVectors(
+    source = docqa.retrieve.ChunkVectors(
         counting_encoder,
         [(i, 0, len(t)) for i, t in enumerate(texts)],
         lambda i, a, b: texts[i][a:b],
@@ -275,13 +275,13 @@ def test_dense_similarity_is_computed_for_bm25_candidates_only(counting_encoder)
     best4 = sorted(np.argsort(-lexical, kind="stable")[:4].tolist())
     assert asked == [best4]
     assert {i for i, _ in ranked} <= set(best4) and len(ranked) == 3
-    # Reading more windows than there are candidates widens the candidates to k.
+    # Reading more chunks than there are candidates widens the candidates to k.
     assert len(retriever.rank("which batteries", k=9)) == 9 and len(asked[-1]) == 9
 
 
-def test_window_vectors_encode_each_window_once(counting_encoder):
+def test_chunk_vectors_encode_each_chunk_once(counting_encoder):
     texts = [f"text number {i} " * 5 for i in range(6)]
-    source = docqa.retrieve.WindowVectors(
+    source = docqa.retrieve.ChunkVectors(
         counting_encoder,
         [(i, 0, len(t)) for i, t in enumerate(texts)],
         lambda i, a, b: texts[i][a:b],
@@ -291,11 +291,11 @@ def test_window_vectors_encode_each_window_once(counting_encoder):
     assert len(counting_encoder.encoded) == 2
     counting_encoder.encoded.clear()
     again = source(np.array([2, 0, 3]))
-    assert len(counting_encoder.encoded) == 1  # only window 3 is new
+    assert len(counting_encoder.encoded) == 1  # only chunk 3 is new
     np.testing.assert_array_equal(again[1], first[0])
 
 
-def test_piece_vectors_read_far_apart_windows_apart(counting_encoder):
+def test_piece_vectors_read_far_apart_chunks_apart(counting_encoder):
     text = filler(3000)
     reads: list[tuple[int, int]] = []
 
@@ -303,11 +303,11 @@ def test_piece_vectors_read_far_apart_windows_apart(counting_encoder):
         reads.append((lo, hi))
         return text[lo:hi]
 
-    windows = [("doc", 0, 400), ("doc", 300, 700), ("doc", 9000, 9400)]
-    found = docqa.retrieve.piece_vectors(counting_encoder, windows, read)
+    chunks = [("doc", 0, 400), ("doc", 300, 700), ("doc", 9000, 9400)]
+    found = docqa.retrieve.piece_vectors(counting_encoder, chunks, read)
     assert sorted(reads) == [(0, 700), (9000, 9400)]
     # The overlapping pair is cut together, exactly as the encoder cuts them over the text.
-    together, owners = counting_encoder.encode_windows(text[:700], [(0, 400), (300, 700)])
+    together, owners = counting_encoder.encode_chunks(text[:700], [(0, 400), (300, 700)])
     np.testing.assert_allclose(found[0], together[owners == 0], atol=1e-6)
     np.testing.assert_allclose(found[1], together[owners == 1], atol=1e-6)
     assert len(found[2]) >= 1

@@ -1,7 +1,7 @@
 """Issue 18, part 2: settings defined once.
 
 The window shape (``max_seq_len``, ``doc_stride``, ``max_question_len``) is one frozen
-`WindowSpec`, with one set of bounds, used by reading (`DocQA`), indexing (`WindowScheme`),
+`WindowSpec`, with one set of bounds, used by reading (`DocQA`), indexing (`ChunkScheme`),
 training (`TrainConfig`) and the CLI; the CLI's repeated options are declared once.
 """
 
@@ -18,9 +18,10 @@ import typer
 from typer.testing import CliRunner
 
 import docqa
-from docqa import DocQA, InputError, TrainConfig, WindowSpec
+from docqa import Decoding, DocQA, InputError, Retrieval, TrainConfig, WindowSpec
+from docqa.api import renamed
 from docqa.cli import app
-from docqa.index import WindowScheme
+from docqa.index import ChunkScheme
 
 PACKAGE = Path(docqa.__file__).parent
 
@@ -78,7 +79,7 @@ def rejections(shape: dict) -> dict[str, str]:
         "WindowSpec": lambda: WindowSpec(**shape),
         "DocQA": lambda: DocQA(index=False, dense=False, **shape),
         "TrainConfig": lambda: TrainConfig("train.json", base="encoder", out="out", **shape),
-        "WindowScheme.remembered": lambda: WindowScheme.remembered("f" * 16, 3, **shape),
+        "ChunkScheme.remembered": lambda: ChunkScheme.remembered("f" * 16, 3, **shape),
     }
     for name, attempt in attempts.items():
         with pytest.raises(InputError) as caught:
@@ -114,7 +115,7 @@ def test_reading_indexing_and_training_accept_the_same_shapes(tokenizer):
     assert qa.window_spec == WindowSpec(**shape)
     assert (qa.max_seq_len, qa.doc_stride, qa.max_question_len) == (128, 59, 64)
     assert TrainConfig("t.json", base="b", out="o", **shape).window_spec == WindowSpec(**shape)
-    scheme = WindowScheme.for_tokenizer(tokenizer, **shape)
+    scheme = ChunkScheme.for_tokenizer(tokenizer, **shape)
     assert (scheme.chunk_len, scheme.stride) == (WindowSpec(**shape).chunk_len(3), 59)
 
 
@@ -122,7 +123,7 @@ def test_the_defaults_are_window_spec_s():
     spec = WindowSpec()
     qa = DocQA(index=False, dense=False)
     assert qa.window_spec == spec
-    scheme = WindowScheme.remembered("f" * 16, 3)
+    scheme = ChunkScheme.remembered("f" * 16, 3)
     assert (scheme.chunk_len, scheme.stride) == (spec.chunk_len(3), spec.doc_stride)
     config = TrainConfig("t.json", base="b", out="o")
     assert (config.doc_stride, config.max_question_len) == (spec.doc_stride, spec.max_question_len)
@@ -174,7 +175,7 @@ def code_lines_with_numbers(source: str, numbers: set[str]) -> set[int]:
 
 
 def test_the_window_shape_is_written_only_in_windowing():
-    """Issue 18: 384/128 were written out in 8 places (DocQA, WindowScheme.for_tokenizer and
+    """Issue 18: 384/128 were written out in 8 places (DocQA, ChunkScheme.for_tokenizer and
     .remembered, the CLI's options, TrainConfig); each now reads WindowSpec's."""
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -214,12 +215,13 @@ def commands() -> dict[str, object]:
 
 
 def shared_options() -> dict[str, list[str]]:
-    """Each long option that two or more commands take, with those commands."""
+    """Each long option that two or more commands take and show, with those commands (a
+    hidden option, an old name kept working, has no help to compare)."""
     taken: dict[str, list[str]] = {}
     for name, command in commands().items():
         for param in command.params:
             longs = [o for o in param.opts if o.startswith("--")]
-            if longs and longs[0] != "--help":
+            if longs and longs[0] != "--help" and not getattr(param, "hidden", False):
                 taken.setdefault(longs[0], []).append(name)
     return {opt: names for opt, names in taken.items() if len(names) > 1}
 
@@ -269,3 +271,64 @@ def test_the_help_comparison_sees_a_drifted_copy(monkeypatch):
     assert rendered_help("index")["--doc-stride"] == "Overlap, said differently."
     with pytest.raises(AssertionError, match="--doc-stride"):
         test_every_command_shows_the_same_help_for_a_shared_option()
+
+
+# --- DocQA's settings objects (issue 18, part 2: its keywords grouped) ----------------------
+
+
+def test_docqa_groups_its_keywords_into_settings_objects_and_a_keyword_overrides_the_object():
+    qa = DocQA(
+        decoding=Decoding(rank_by="null_margin", max_answer_len=12),
+        max_answer_len=5,
+        chunks=3,
+        max_seq_len=256,
+        index=False,
+    )
+    assert qa.decoding == Decoding(max_answer_len=5, rank_by="null_margin")
+    assert qa.retrieval == Retrieval(chunks=3)
+    assert qa.window_spec == WindowSpec(max_seq_len=256)
+    assert DocQA(index=False).decoding == Decoding() and DocQA(index=False).retrieval == Retrieval()
+
+
+@pytest.mark.parametrize(
+    ("settings", "needle"),
+    [
+        ({"max_answer_len": 0}, "max_answer_len"),
+        ({"top_n_per_window": 0}, "top_n_per_window"),
+        ({"rank_by": "score"}, "rank_by"),
+        ({"chunks": 0}, "chunks"),
+        ({"decoding": Retrieval()}, "decoding must be a Decoding"),
+    ],
+)
+def test_bad_settings_are_one_sentence_whether_given_as_keyword_or_object(settings, needle):
+    with pytest.raises(InputError, match=needle) as caught:
+        DocQA(index=False, **settings)
+    assert_one_sentence(str(caught.value))
+    kind = {"chunks": Retrieval}.get(next(iter(settings)), Decoding)
+    if "decoding" not in settings:
+        with pytest.raises(InputError, match=needle):
+            kind(**settings)
+
+
+def test_an_unknown_keyword_is_a_type_error_naming_it():
+    with pytest.raises(TypeError, match="max_answer_length"):
+        DocQA(max_answer_length=5)
+
+
+def test_the_old_name_windows_still_works_with_a_deprecation_warning():
+    """Issue 18, part 1: the retrieved unit is a chunk; ``windows=`` was its old name."""
+    with pytest.warns(DeprecationWarning, match="chunks"):
+        qa = DocQA(windows=4, index=False)
+    assert qa.retrieval.chunks == 4
+    seen = []
+
+    @renamed("windows", "chunks")
+    def ask(question, chunks=None):
+        seen.append(chunks)
+
+    with pytest.warns(DeprecationWarning, match=r"ask\(windows=\.\.\.\) is now chunks="):
+        ask("q", windows=2)
+    ask("q", chunks=3)
+    assert seen == [2, 3]
+    for method in (DocQA.ask, DocQA.ask_many, DocQA.ask_paths, DocQA.predict):
+        assert method.__wrapped__.__code__.co_varnames[4] == "chunks", method

@@ -1,13 +1,13 @@
-"""A persistent index of documents on disk: text, pages, windows and BM25, in one SQLite file.
+"""A persistent index of documents on disk: text, pages, chunks and BM25, in one SQLite file.
 
-    >>> from docqa.index import Index, WindowScheme
-    >>> scheme = WindowScheme.default()                           # doctest: +SKIP
+    >>> from docqa.index import Index, ChunkScheme
+    >>> scheme = ChunkScheme.default()                           # doctest: +SKIP
     >>> with Index("/tmp/my-index") as index:                     # doctest: +SKIP
     ...     report = index.update(["manuals/"], scheme)
     ...     hits = index.search("how do I set the axis range", report.doc_ids, scheme, k=5)
 
-A file is parsed once, its text tokenized once per `WindowScheme` into question-independent
-windows with their BM25 terms, and every later question reads what is stored. Updating is
+A file is parsed once, its text tokenized once per `ChunkScheme` into question-independent
+chunks with their BM25 terms, and every later question reads what is stored. Updating is
 incremental and each file (each piece of a very large one) is committed as it is finished.
 
 Where each stage lives (imports run one way: store ← ingest, store ← search, core ← both):
@@ -16,11 +16,11 @@ Where each stage lives (imports run one way: store ← ingest, store ← search,
   connections, transactions, the write lock, the folder's permissions, SQLite and file-system
   errors as sentences, and the stored text and token helpers every stage reads with;
 * `docqa.index.ingest`: the writing side, walk → plan → parse (worker processes) → tokenize
-  into windows → commit, and dense vectors when asked for (`UpdateReport`, `IndexedFile`);
+  into chunks → commit, and dense vectors when asked for (`UpdateReport`, `IndexedFile`);
 * `docqa.index.search`: the reading side, ranking by BM25 and vectors over a cached corpus of
-  windows, snippets (`Hit`), stored documents and token ranges;
+  chunks, snippets (`Hit`), stored documents and token ranges;
 * `docqa.index.core`: `Index`, the one public class, which hands each call to its stage;
-* `docqa.windowing`: `WindowScheme` (whose tokenizer, how long, how much overlap),
+* `docqa.windowing`: `ChunkScheme` (whose tokenizer, how long, how much overlap),
   `load_tokenizer` and `tokenizer_fingerprint`, next to the windowing they describe.
 
 The settings below are re-exported for reading; each is read, at call time, from the module
@@ -41,7 +41,7 @@ from docqa.index.ingest import (
 )
 from docqa.index.search import CACHED_PART_TOKENS, CACHED_TOKENS, Hit
 from docqa.index.store import DB_NAME, LOCK_NAME, SCHEMA_VERSION, default_index_dir
-from docqa.windowing import WindowScheme, load_tokenizer, tokenizer_fingerprint
+from docqa.windowing import ChunkScheme, load_tokenizer, tokenizer_fingerprint
 
 __all__ = [
     "CACHED_PART_TOKENS",
@@ -54,13 +54,13 @@ __all__ = [
     "PART_CHARS",
     "SCHEMA_VERSION",
     "VECTOR_BATCH",
+    "ChunkScheme",
     "Hit",
     "Index",
     "IndexedFile",
     "PieceProgress",
     "UpdateProgress",
     "UpdateReport",
-    "WindowScheme",
     "default_index_dir",
     "load_tokenizer",
     "tokenizer_fingerprint",

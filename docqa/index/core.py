@@ -17,7 +17,7 @@ from docqa.index.search import Corpus, Hit, Searcher
 from docqa.index.store import Store, default_index_dir, rebuild, wrap_db_errors
 from docqa.retrieve import Chunk, DenseEncoder
 from docqa.types import Document
-from docqa.windowing import TokenizedText, WindowScheme
+from docqa.windowing import ChunkScheme, TokenizedText
 
 
 class Index:
@@ -82,21 +82,21 @@ class Index:
         return self._store.generation()
 
     @wrap_db_errors
-    def scheme(self, files_key: str | None, load: Callable[[], WindowScheme], **settings):
-        """The window scheme of the tokenizer whose files have ``files_key``
+    def scheme(self, files_key: str | None, load: Callable[[], ChunkScheme], **settings):
+        """The chunk scheme of the tokenizer whose files have ``files_key``
         (`tokenizer_files_key`): remembered, when this index has seen those files, without
         loading the tokenizer (it is loaded, by ``load``, only if a document needs
         tokenizing); otherwise ``load()`` now, and remembered. ``settings``: the window shape
-        (`WindowScheme.for_tokenizer`)."""
+        (`ChunkScheme.for_tokenizer`)."""
         known = self._store.remembered_tokenizer(files_key) if files_key else None
         if known is not None:
-            return WindowScheme.remembered(*known, **settings, load=load)
+            return ChunkScheme.remembered(*known, **settings, load=load)
         scheme = load()
         self.remember_scheme(files_key, scheme)
         return scheme
 
     @wrap_db_errors
-    def remember_scheme(self, files_key: str | None, scheme: WindowScheme) -> None:
+    def remember_scheme(self, files_key: str | None, scheme: ChunkScheme) -> None:
         """Remember the scheme of a loaded tokenizer whose files have ``files_key``, for
         `scheme` in later processes (nothing is written when it is remembered already)."""
         if not files_key or scheme.n_special is None:
@@ -111,7 +111,7 @@ class Index:
     def update(
         self,
         paths: Iterable[str | os.PathLike],
-        scheme: WindowScheme | Callable[[], WindowScheme] | None = None,
+        scheme: ChunkScheme | Callable[[], ChunkScheme] | None = None,
         *,
         encoder: DenseEncoder | None = None,
         password: str | None = None,
@@ -127,7 +127,7 @@ class Index:
         Files whose size and modification time match the index are not read; files whose
         content hash is already known are not parsed; documents are tokenized once per
         ``scheme`` (or the scheme a function makes, once parsing has started); with
-        ``encoder``, windows get dense vectors. Files that disappeared from a folder given here
+        ``encoder``, chunks get dense vectors. Files that disappeared from a folder given here
         (or a file given here that no longer exists) are dropped.
 
         ``progress(done, total, path)`` is called after each file; ``pieces(done, total,
@@ -163,16 +163,22 @@ class Index:
         return self._searcher.document(doc_id, source)
 
     @wrap_db_errors
-    def tokenized(self, doc_id: int, scheme: WindowScheme) -> TokenizedText:
+    def document_id(self, sha256: str) -> int | None:
+        """The id of the stored document with content hash ``sha256`` (`Document.sha256`), or
+        None: how an `Answer`'s document is found again in the index."""
+        return self._searcher.document_id(sha256)
+
+    @wrap_db_errors
+    def tokenized(self, doc_id: int, scheme: ChunkScheme) -> TokenizedText:
         """All the stored reader tokens of ``doc_id`` for ``scheme`` (never re-tokenized).
 
-        Arrays as long as the document: for reading a few windows of a large one, `tokens`.
+        Arrays as long as the document: for reading a few chunks of a large one, `tokens`.
         """
         return self.tokens(doc_id, scheme)
 
     @wrap_db_errors
     def tokens(
-        self, doc_id: int, scheme: WindowScheme, lo: int = 0, hi: int | None = None
+        self, doc_id: int, scheme: ChunkScheme, lo: int = 0, hi: int | None = None
     ) -> TokenizedText:
         """The stored reader tokens ``[lo, hi)`` of ``doc_id`` for ``scheme`` (default all),
         character offsets into the whole text; only the text parts they span are read."""
@@ -183,15 +189,15 @@ class Index:
         self,
         question: str,
         doc_ids: Sequence[int],
-        scheme: WindowScheme,
+        scheme: ChunkScheme,
         k: int,
         encoder: DenseEncoder | None = None,
         include_contents: bool = False,
     ) -> list[tuple[Chunk, float]]:
-        """The ``k`` best windows of documents ``doc_ids`` for ``question``, best first.
+        """The ``k`` best chunks of documents ``doc_ids`` for ``question``, best first.
 
-        ``Chunk.doc_index`` is the document's id in the index. IDF statistics come from the
-        whole index; only windows of ``doc_ids`` can be returned, and not those in a table of
+        ``Chunk.doc_id`` is the document's id in the index. IDF statistics come from the
+        whole index; only chunks of ``doc_ids`` can be returned, and not those in a table of
         contents or an index unless ``include_contents``.
         """
         return self._searcher.rank(question, doc_ids, scheme, k, encoder, include_contents)
@@ -201,13 +207,13 @@ class Index:
         self,
         query: str,
         doc_ids: Sequence[int],
-        scheme: WindowScheme,
+        scheme: ChunkScheme,
         k: int = 10,
         encoder: DenseEncoder | None = None,
         paths: dict[int, str] | None = None,
         include_contents: bool = False,
     ) -> list[Hit]:
-        """Ranked windows with their file, page and best snippet; no reader model involved."""
+        """Ranked chunks with their file, page and best snippet; no reader model involved."""
         return self._searcher.search(query, doc_ids, scheme, k, encoder, paths, include_contents)
 
     # -- for tests: the write lock, and the caches of the reading side ------------------------
@@ -219,5 +225,5 @@ class Index:
     def _tokens_cache(self) -> OrderedDict[tuple[int, str, int], np.ndarray]:
         return self._searcher.tokens_cache
 
-    def _corpus(self, scheme: WindowScheme, encoder: DenseEncoder | None) -> Corpus:
+    def _corpus(self, scheme: ChunkScheme, encoder: DenseEncoder | None) -> Corpus:
         return self._searcher.corpus(scheme, encoder)

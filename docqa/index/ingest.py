@@ -1,21 +1,21 @@
 """Ingest, the writing side: walk → plan → parse → tokenize → commit (and vectors, if asked).
 
 * walk: `docqa.loaders.walk` lists the files under each folder given, with skip reasons;
-* plan (`_plan`): per file, by stat and content hash only, what it takes: nothing, windows for
+* plan (`_plan`): per file, by stat and content hash only, what it takes: nothing, chunks for
   a new scheme, a known document for a renamed or copied file, or a parse;
 * parse (`_parse_in_order`): the files to parse go to a pool of worker processes (one per
   core by default, ``workers`` to choose) and come back in walk order;
-* tokenize (`_ensure_windows`): each text part is tokenized once and cut into the windows
-  `make_chunks` would cut from the whole text (`_WindowCutter`), with their BM25 terms;
+* tokenize (`_ensure_chunks`): each text part is tokenized once and cut into the chunks
+  `make_chunks` would cut from the whole text (`_ChunkCutter`), with their BM25 terms;
 * commit: each file, and each text part of a large one, in its own transaction;
-* vectors (`_ensure_vectors`): dense piece vectors for windows that have none, in batches.
+* vectors (`_ensure_vectors`): dense piece vectors for chunks that have none, in batches.
 
 Updating is incremental: a file whose size and modification time are unchanged is not read at
 all; one whose bytes are unchanged (touched, renamed, copied) is not parsed; files deleted from
 a folder that is re-indexed are dropped. Each file is committed on its own, in SQLite's
 write-ahead log, so a build killed at any moment leaves an index that holds every file finished
-before the kill, and the next run carries on. A very large file is tokenized, windowed and
-embedded in pieces (a text part, a batch of windows), each committed as it is finished, so
+before the kill, and the next run carries on. A very large file is tokenized, chunked and
+embedded in pieces (a text part, a batch of chunks), each committed as it is finished, so
 memory stays bounded by the piece size and a kill loses only the piece in flight. An update
 that finds nothing to write takes no lock.
 """
@@ -58,20 +58,20 @@ from docqa.index.store import (
 )
 from docqa.retrieve import Chunk, DenseEncoder
 from docqa.types import Document, FileStatus
-from docqa.windowing import TokenizedText, WindowScheme, piece_bounds, tokenize_text
+from docqa.windowing import ChunkScheme, TokenizedText, piece_bounds, tokenize_text
 
-#: Characters per stored text part. A document is tokenized and windowed one part at a time,
+#: Characters per stored text part. A document is tokenized and chunked one part at a time,
 #: and read back one part at a time, so this (not the file's size) bounds the memory of
 #: indexing and asking; each part is committed on its own.
 PART_CHARS = 1 << 22
-#: Windows embedded and committed together by the dense encoder.
+#: Chunks embedded and committed together by the dense encoder.
 VECTOR_BATCH = 256
 
-#: Windows of one document (``encoder``, ``doc_id``, ``scheme``) that have no vector yet.
+#: Chunks of one document (``encoder``, ``doc_id``, ``scheme``) that have no vector yet.
 _WITHOUT_VECTORS = (
-    "SELECT w.id, w.char_start, w.char_end FROM windows w "
-    "LEFT JOIN vectors v ON v.window_id = w.id AND v.encoder = ? "
-    "WHERE w.doc_id = ? AND w.scheme = ? AND v.window_id IS NULL"
+    "SELECT w.id, w.char_start, w.char_end FROM chunks w "
+    "LEFT JOIN vectors v ON v.chunk_id = w.id AND v.encoder = ? "
+    "WHERE w.doc_id = ? AND w.scheme = ? AND v.chunk_id IS NULL"
 )
 
 #: ``progress(done, total, path)`` after each file of an update; a callable that takes a
@@ -100,7 +100,7 @@ class UpdateReport:
     statuses: tuple[FileStatus, ...]  # every path, in walk order, as ``load_paths`` reports them
     parsed: int  # files whose bytes went through a loader
     reused: int  # files whose content was already known (unchanged, touched, renamed, copied)
-    tokenized: int  # documents tokenized into windows for the scheme
+    tokenized: int  # documents tokenized into chunks for the scheme
     removed: int  # files dropped because they are gone
     pages: int  # pages of the documents parsed (throughput)
     seconds: float
@@ -130,7 +130,7 @@ class UpdateReport:
 def update(
     store: Store,
     paths: Iterable[str | os.PathLike],
-    scheme: WindowScheme | Callable[[], WindowScheme] | None = None,
+    scheme: ChunkScheme | Callable[[], ChunkScheme] | None = None,
     *,
     encoder: DenseEncoder | None = None,
     password: str | None = None,
@@ -145,7 +145,7 @@ def update(
 
     Files whose size and modification time match the index are not read; files whose
     content hash is already known are not parsed; documents are tokenized once per
-    ``scheme``; with ``encoder``, windows get dense vectors. Files that disappeared from a
+    ``scheme``; with ``encoder``, chunks get dense vectors. Files that disappeared from a
     folder given here (or a file given here that no longer exists) are dropped.
 
     ``scheme`` may be a function that makes it: it is then called only once the files to
@@ -170,7 +170,7 @@ def update(
     db = store.connect()
     # Made once, when first needed.
     get_scheme = functools.cache(
-        scheme if callable(scheme) else lambda: scheme or WindowScheme.default()
+        scheme if callable(scheme) else lambda: scheme or ChunkScheme.default()
     )
     if options is None:
         options = LoadOptions(password=password)
@@ -312,7 +312,7 @@ class _Snapshot:
     """What the index holds about files, read in a few queries before planning: an unchanged
     folder is then planned (and found to need nothing) without a query per file."""
 
-    def __init__(self, db, scheme: Callable[[], WindowScheme]):
+    def __init__(self, db, scheme: Callable[[], ChunkScheme]):
         from docqa.loaders import LOADER_VERSIONS
 
         self._db, self.scheme = db, scheme
@@ -333,7 +333,7 @@ class _Snapshot:
         )
 
     @functools.cached_property
-    def windowed(self) -> frozenset[int]:
+    def chunked(self) -> frozenset[int]:
         """Documents whose every text part is tokenized for the scheme (read when first
         needed: the scheme may have to be loaded)."""
         rows = self._db.execute(
@@ -368,7 +368,7 @@ def _needs_writing(db, plans, folders, given_files, seen, snapshot, encoder) -> 
     if any(plan.kind != "same" for plan in same):
         return True  # known before the scheme is needed (it may have to be loaded)
     doc_ids = [plan.doc_id for plan in same if plan.doc_id is not None]
-    if any(doc_id not in snapshot.windowed for doc_id in doc_ids):
+    if any(doc_id not in snapshot.chunked for doc_id in doc_ids):
         return True
     if _missing(db, folders, given_files, seen):
         return True
@@ -437,8 +437,8 @@ def _apply(db, shown, key, plan: _Plan, parsed, scheme, snapshot: _Snapshot, pie
         return IndexedFile(shown, key, "failed", plan.reason, None), did
     if plan.kind == "same":
         did["reused"] = 1
-        if plan.doc_id is not None and plan.doc_id not in snapshot.windowed:
-            did["tokenized"] = did["changed"] = _ensure_windows(
+        if plan.doc_id is not None and plan.doc_id not in snapshot.chunked:
+            did["tokenized"] = did["changed"] = _ensure_chunks(
                 db, plan.doc_id, scheme, pieces=pieces, label=shown
             )
         return IndexedFile(shown, key, plan.state, plan.reason, plan.doc_id), did
@@ -458,7 +458,7 @@ def _apply(db, shown, key, plan: _Plan, parsed, scheme, snapshot: _Snapshot, pie
     if plan.kind == "parse" and doc is None and is_too_large(reason):
         # Not remembered: under a larger --max-file-mb the next run reads it.
         return IndexedFile(shown, key, state, reason, None), did
-    whole = True  # one text part: the document and its windows in one transaction
+    whole = True  # one text part: the document and its chunks in one transaction
     with transaction(db):
         if doc is not None:
             doc_id = _insert_document(db, doc, sha)
@@ -478,29 +478,29 @@ def _apply(db, shown, key, plan: _Plan, parsed, scheme, snapshot: _Snapshot, pie
             ),
         )
         if doc_id is not None and whole:
-            did["tokenized"] = _ensure_windows(db, doc_id, scheme, text=doc)
+            did["tokenized"] = _ensure_chunks(db, doc_id, scheme, text=doc)
     if doc_id is not None and not whole:
-        # A document stored in parts: each part's windows are committed as it is done,
+        # A document stored in parts: each part's chunks are committed as it is done,
         # so a kill keeps the parts finished and the next run carries on from there.
-        did["tokenized"] = _ensure_windows(db, doc_id, scheme, text=doc, pieces=pieces, label=shown)
+        did["tokenized"] = _ensure_chunks(db, doc_id, scheme, text=doc, pieces=pieces, label=shown)
     did["changed"] = 1
     return IndexedFile(shown, key, state, reason, doc_id), did
 
 
-def _ensure_windows(
+def _ensure_chunks(
     db,
     doc_id: int,
-    scheme: WindowScheme,
+    scheme: ChunkScheme,
     text=None,
     pieces: PieceProgress | None = None,
     label: str = "",
 ) -> int:
-    """Tokenize ``doc_id`` and store its windows for ``scheme``, one text part at a time,
+    """Tokenize ``doc_id`` and store its chunks for ``scheme``, one text part at a time,
     from the first part not done yet; 1 if anything was done, 0 if it was all there.
 
-    A part's tokens and the windows they complete are committed together, so a kill keeps
-    every finished part and the next call carries on. The windows are those `make_chunks`
-    cuts from the whole token stream: the tokens of the window that runs on into the next
+    A part's tokens and the chunks they complete are committed together, so a kill keeps
+    every finished part and the next call carries on. The chunks are those `make_chunks`
+    cuts from the whole token stream: the tokens of the chunk that runs on into the next
     part are carried over to it. ``text`` is the document's text (or its `Document`) when
     the caller has it; otherwise each part is read back from the index.
     """
@@ -519,9 +519,9 @@ def _ensure_windows(
     chars = db.execute("SELECT chars FROM documents WHERE id = ?", (doc_id,)).fetchone()[0]
     ends = [start for _, start in parts[1:]] + [chars]
     emitted = db.execute(
-        "SELECT COUNT(*) FROM windows WHERE doc_id = ? AND scheme = ?", (doc_id, scheme.key)
+        "SELECT COUNT(*) FROM chunks WHERE doc_id = ? AND scheme = ?", (doc_id, scheme.key)
     ).fetchone()[0]
-    cutter = _WindowCutter(scheme.chunk_len, scheme.stride, emitted)
+    cutter = _ChunkCutter(scheme.chunk_len, scheme.stride, emitted)
     if done:
         _carry_into(db, doc_id, scheme, cutter)
     todo = list(zip(parts[done:], ends[done:], strict=True))
@@ -534,7 +534,7 @@ def _ensure_windows(
             "SELECT text FROM texts WHERE doc_id = ? AND part = ?", (doc_id, part)
         ).fetchone()[0]
 
-    # The tokenizer releases the GIL: while this thread cuts windows and BM25 terms from
+    # The tokenizer releases the GIL: while this thread cuts chunks and BM25 terms from
     # one part, a helper thread tokenizes the next (one part ahead only, for memory).
     ahead = ThreadPoolExecutor(1) if len(todo) > 1 else None
     try:
@@ -546,28 +546,28 @@ def _ensure_windows(
                 following = part_text(i + 1)
                 tokenizing = _run(ahead, tokenize_text, tokenizer, following)
             last = part == len(parts) - 1
-            chunks, window_texts = cutter.add(tokens, known, piece, start, last)
-            terms = _window_terms(window_texts)
-            del window_texts
+            chunks, chunk_texts = cutter.add(tokens, known, piece, start, last)
+            terms = _chunk_terms(chunk_texts)
+            del chunk_texts
             with transaction(db):
                 db.execute(
                     "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?, ?, ?)",
                     (doc_id, scheme.key, part, known, len(tokens), pack_tokens(tokens)),
                 )
                 db.executemany(
-                    "INSERT INTO windows (doc_id, scheme, position, token_start, "
+                    "INSERT INTO chunks (doc_id, scheme, position, token_start, "
                     "token_end, char_start, char_end, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (doc_id, scheme.key, at, c.token_start, c.token_end, c.start, c.end, t)
                         for (at, c), t in zip(chunks, terms, strict=True)
                     ],
                 )
-                # In the same transaction as the windows: a cached BM25 index is never
-                # taken for current while windows it lacks are already committed.
+                # In the same transaction as the chunks: a cached BM25 index is never
+                # taken for current while chunks it lacks are already committed.
                 bump_generation(db)
             known += len(tokens)
             if pieces is not None and len(parts) > 1:
-                pieces(part + 1, len(parts), f"windows of {label}")
+                pieces(part + 1, len(parts), f"chunks of {label}")
             if i + 1 < len(todo):
                 piece = following
     finally:
@@ -578,8 +578,8 @@ def _ensure_windows(
     return 1
 
 
-def _carry_into(db, doc_id: int, scheme: WindowScheme, cutter: _WindowCutter) -> None:
-    """Give ``cutter`` the stored tokens (and text) from its next window's start on: an
+def _carry_into(db, doc_id: int, scheme: ChunkScheme, cutter: _ChunkCutter) -> None:
+    """Give ``cutter`` the stored tokens (and text) from its next chunk's start on: an
     interrupted tokenization carries on where its last committed part ended."""
     rows = db.execute(
         "SELECT t.part, t.token_start, t.n, x.char_start FROM tokens t JOIN texts x "
@@ -606,14 +606,14 @@ def _carry_into(db, doc_id: int, scheme: WindowScheme, cutter: _WindowCutter) ->
 
 def _ensure_vectors(
     db,
-    scheme: WindowScheme,
+    scheme: ChunkScheme,
     encoder: DenseEncoder,
     doc_ids,
     pieces: PieceProgress | None = None,
 ) -> int:
-    """Dense piece vectors for the windows of ``doc_ids`` that have none yet; how many.
+    """Dense piece vectors for the chunks of ``doc_ids`` that have none yet; how many.
 
-    `VECTOR_BATCH` windows at a time, each batch committed as it is done: a kill loses
+    `VECTOR_BATCH` chunks at a time, each batch committed as it is done: a kill loses
     only the batch being encoded, and the text read is only the batch's.
     """
     ids = sorted({d for d in doc_ids if d is not None})
@@ -633,7 +633,7 @@ def _ensure_vectors(
         for done, batch in enumerate(batches, 1):
             lo, hi = batch[0][1], max(e for _, _, e in batch)
             text = text_range(db, doc_id, lo, hi)
-            vectors, owners = encoder.encode_windows(text, [(s - lo, e - lo) for _, s, e in batch])
+            vectors, owners = encoder.encode_chunks(text, [(s - lo, e - lo) for _, s, e in batch])
             with transaction(db):
                 mine = [(w, vectors[owners == i]) for i, (w, _, _) in enumerate(batch)]
                 write_vectors(db, encoder.name, mine)
@@ -824,7 +824,7 @@ def _insert_document(db, doc: Document, sha: str) -> int:
     if row is not None:
         if _loader_current(db, row[0]):
             return row[0]
-        # Made by an older loader: replaced, with its windows and vectors (cascade); files
+        # Made by an older loader: replaced, with its chunks and vectors (cascade); files
         # that held it find the new one by its hash.
         db.execute("DELETE FROM documents WHERE id = ?", (row[0],))
     from docqa.loaders import LOADER_VERSIONS
@@ -883,10 +883,10 @@ class _Stems(dict):
 _STEMS: _Stems | None = None
 
 
-def _window_terms(texts: Sequence[str]) -> list[str]:
+def _chunk_terms(texts: Sequence[str]) -> list[str]:
     """Each text's `docqa.retrieve.bm25_tokens`, joined by spaces as the index stores them:
     the same terms, found with one cached lookup per word instead of bm25s's several passes
-    over every text, which counts for the windows of a very large file."""
+    over every text, which counts for the chunks of a very large file."""
     global _STEMS
     if _STEMS is None:
         _STEMS = _Stems()
@@ -907,7 +907,7 @@ def _run(pool: ThreadPoolExecutor | None, func, *args) -> Future:
 
 
 def _collect_garbage(db) -> None:
-    """Drop documents no file points to any more (their tokens, windows, vectors cascade)."""
+    """Drop documents no file points to any more (their tokens, chunks, vectors cascade)."""
     db.execute(
         "DELETE FROM documents WHERE id NOT IN (SELECT doc_id FROM files WHERE doc_id IS NOT NULL)"
     )
@@ -919,16 +919,16 @@ def _slice_tokens(t: TokenizedText, lo: int, hi: int) -> TokenizedText:
     )
 
 
-class _WindowCutter:
-    """Cuts a token stream that arrives part by part into the windows `make_chunks` cuts from
+class _ChunkCutter:
+    """Cuts a token stream that arrives part by part into the chunks `make_chunks` cuts from
     the whole stream (same bounds, same positions), keeping only the tokens and text of the
-    last, unfinished window between parts."""
+    last, unfinished chunk between parts."""
 
     def __init__(self, chunk_len: int, stride: int, emitted: int = 0):
         self.length = chunk_len
         self.step = chunk_len - stride
         self.position = emitted
-        self.next = emitted * self.step  # first token of the next window
+        self.next = emitted * self.step  # first token of the next chunk
         self.carry: TokenizedText | None = None  # tokens from ``next`` on, offsets absolute
         self.carry_text = ""  # the text from the carry's first token to the last part's end
         self.carry_char = 0  # where ``carry_text`` starts in the document
@@ -939,10 +939,10 @@ class _WindowCutter:
     def add(
         self, tokens: TokenizedText, first: int, text: str, char: int, final: bool
     ) -> tuple[list[tuple[int, Chunk]], list[str]]:
-        """Windows completed by one more part: ``tokens`` (offsets within ``text``, the
+        """Chunks completed by one more part: ``tokens`` (offsets within ``text``, the
         part's text, which starts at character ``char``), whose first token is token
-        ``first`` of the document. ``final``: the last part, whose end ends the last window.
-        Returns ``([(position, chunk)], [text of each window])``."""
+        ``first`` of the document. ``final``: the last part, whose end ends the last chunk.
+        Returns ``([(position, chunk)], [text of each chunk])``."""
         shifted = TokenizedText(
             tokens.ids,
             tokens.starts + char,
@@ -963,12 +963,12 @@ class _WindowCutter:
             text, char = self.carry_text + text, self.carry_char
         known = first + len(shifted)
         found: list[tuple[int, Chunk]] = []
-        window_texts: list[str] = []
+        chunk_texts: list[str] = []
         while known and (final or self.next + self.length < known):
             start, end = self.next, min(self.next + self.length, known)
             a, b = int(shifted.starts[start - first]), int(shifted.ends[end - 1 - first])
             found.append((self.position, Chunk(0, start, end, a, b)))
-            window_texts.append(text[a - char : b - char])
+            chunk_texts.append(text[a - char : b - char])
             self.position += 1
             if end >= known:
                 break
@@ -976,4 +976,4 @@ class _WindowCutter:
         keep = self.next - first
         cut = int(shifted.starts[keep]) if keep < len(shifted) else char + len(text)
         self.carry_over(_slice_tokens(shifted, keep, len(shifted)), text[cut - char :], cut)
-        return found, window_texts
+        return found, chunk_texts

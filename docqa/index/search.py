@@ -1,10 +1,10 @@
-"""Search, the reading side: ranking windows for a question, stored documents and tokens.
+"""Search, the reading side: ranking chunks for a question, stored documents and tokens.
 
-* `Searcher.rank`: the best windows of some documents for a question, over a `Corpus` of
-  every window of a scheme (cached per generation): BM25 (`_bm25`, stored in the index and
-  rebuilt from the windows' terms when they change, `_bm25_from_windows`) fused with dense
+* `Searcher.rank`: the best chunks of some documents for a question, over a `Corpus` of
+  every chunk of a scheme (cached per generation): BM25 (`_bm25`, stored in the index and
+  rebuilt from the chunks' terms when they change, `_bm25_from_chunks`) fused with dense
   similarity over BM25's best candidates, their vectors made on first need (`StoredVectors`);
-* `Searcher.search`: ranked windows with their file, page and best snippet (`Hit`);
+* `Searcher.search`: ranked chunks with their file, page and best snippet (`Hit`);
 * `Searcher.document`, `Searcher.tokens`: a stored document, and the reader tokens of any
   range of it, reading only the text parts the range spans (whole parts kept in a cache of
   bounded size).
@@ -45,10 +45,10 @@ from docqa.retrieve import (
     DenseEncoder,
     Retriever,
     piece_vectors,
-    skipped_windows,
+    skipped_chunks,
 )
 from docqa.types import Document, Page, Region, Section
-from docqa.windowing import TokenizedText, WindowScheme
+from docqa.windowing import ChunkScheme, TokenizedText
 
 #: Tokens of text parts kept in memory for reading (many small documents' parts).
 CACHED_TOKENS = 1 << 22
@@ -58,15 +58,15 @@ CACHED_PART_TOKENS = 1 << 16
 
 @dataclass(frozen=True)
 class Hit:
-    """One window found by `Index.search`, best first."""
+    """One chunk found by `Index.search`, best first."""
 
     path: str
     doc_id: int
-    start: int  # character range of the window in the document's text
+    start: int  # character range of the chunk in the document's text
     end: int
     score: float
     page: int | None
-    snippet_start: int  # the best few sentences of the window, for display
+    snippet_start: int  # the best few sentences of the chunk, for display
     snippet_end: int
     text: str = field(repr=False)  # the document's whole text
 
@@ -77,17 +77,17 @@ class Hit:
 
 @dataclass
 class Corpus:
-    """All windows of one scheme, with the retriever over them (cached per generation)."""
+    """All chunks of one scheme, with the retriever over them (cached per generation)."""
 
     generation: int
-    window_ids: np.ndarray
+    chunk_ids: np.ndarray
     doc_ids: np.ndarray
     token_start: np.ndarray
     token_end: np.ndarray
     char_start: np.ndarray
     char_end: np.ndarray
     retriever: Retriever
-    #: Windows at least half inside a table of contents or an index (`SKIPPED_ROLES`).
+    #: Chunks at least half inside a table of contents or an index (`SKIPPED_ROLES`).
     furniture: np.ndarray | None = None
 
 
@@ -101,6 +101,12 @@ class Searcher:
         self._lock = threading.Lock()  # the caches below
         self.corpora: dict[tuple[str, str | None], Corpus] = {}
         self.tokens_cache: OrderedDict[tuple[int, str, int], np.ndarray] = OrderedDict()
+
+    def document_id(self, sha256: str) -> int | None:
+        """The id of the stored document whose content hash is ``sha256`` (None: not stored)."""
+        db = self.store.connect()
+        row = db.execute("SELECT id FROM documents WHERE sha256 = ?", (sha256,)).fetchone()
+        return None if row is None else int(row[0])
 
     def document(self, doc_id: int, source: str | None = None) -> Document:
         """The stored document ``doc_id``, as its loader made it, with ``source`` as its name."""
@@ -139,7 +145,7 @@ class Searcher:
         )
 
     def tokens(
-        self, doc_id: int, scheme: WindowScheme, lo: int = 0, hi: int | None = None
+        self, doc_id: int, scheme: ChunkScheme, lo: int = 0, hi: int | None = None
     ) -> TokenizedText:
         """The stored reader tokens ``[lo, hi)`` of ``doc_id`` for ``scheme`` (default all),
         character offsets into the whole text; only the text parts they span are read."""
@@ -151,7 +157,7 @@ class Searcher:
             (doc_id, scheme.key),
         ).fetchall()
         if not rows:
-            raise InputError(f"Document {doc_id} has no windows for this model in the index.")
+            raise InputError(f"Document {doc_id} has no chunks for this model in the index.")
         total = rows[-1][1] + rows[-1][2]
         hi = total if hi is None else min(hi, total)
         lo = max(0, min(lo, hi))
@@ -166,7 +172,7 @@ class Searcher:
             starts.append(char_start)
         return tokens_from_blocks(blocks, starts)
 
-    def _token_block(self, db, doc_id: int, scheme: WindowScheme, part: int) -> np.ndarray:
+    def _token_block(self, db, doc_id: int, scheme: ChunkScheme, part: int) -> np.ndarray:
         """One part's packed tokens (`_unpack_block`), kept in a cache of bounded size."""
         key = (doc_id, scheme.key, part)
         with self._lock:  # threads share the cache
@@ -187,19 +193,19 @@ class Searcher:
         self,
         question: str,
         doc_ids: Sequence[int],
-        scheme: WindowScheme,
+        scheme: ChunkScheme,
         k: int,
         encoder: DenseEncoder | None = None,
         include_contents: bool = False,
     ) -> list[tuple[Chunk, float]]:
-        """The ``k`` best windows of documents ``doc_ids`` for ``question``, best first.
+        """The ``k`` best chunks of documents ``doc_ids`` for ``question``, best first.
 
-        ``Chunk.doc_index`` is the document's id in the index. IDF statistics come from the
-        whole index; only windows of ``doc_ids`` can be returned, and not those in a table of
+        ``Chunk.doc_id`` is the document's id in the index. IDF statistics come from the
+        whole index; only chunks of ``doc_ids`` can be returned, and not those in a table of
         contents or an index unless ``include_contents``.
         """
         corpus = self.corpus(scheme, encoder)
-        if not len(corpus.window_ids):
+        if not len(corpus.chunk_ids):
             return []
         mask = np.isin(corpus.doc_ids, np.asarray(list(doc_ids), dtype=np.int64))
         if not include_contents:
@@ -225,36 +231,35 @@ class Searcher:
         self,
         query: str,
         doc_ids: Sequence[int],
-        scheme: WindowScheme,
+        scheme: ChunkScheme,
         k: int = 10,
         encoder: DenseEncoder | None = None,
         paths: dict[int, str] | None = None,
         include_contents: bool = False,
     ) -> list[Hit]:
-        """Ranked windows with their file, page and best snippet; no reader model involved."""
+        """Ranked chunks with their file, page and best snippet; no reader model involved."""
         from docqa.retrieve import best_snippet
 
         hits: list[Hit] = []
         docs: dict[int, Document] = {}
-        # Neighbouring windows overlap; rank a few spare ones so that k distinct passages
+        # Neighbouring chunks overlap; rank a few spare ones so that k distinct passages
         # remain after dropping snippets that overlap one already shown.
         for chunk, score in self.rank(query, doc_ids, scheme, 3 * k, encoder, include_contents):
             if len(hits) == k:
                 break
-            doc = docs.get(chunk.doc_index)
+            doc = docs.get(chunk.doc_id)
             if doc is None:
-                source = (paths or {}).get(chunk.doc_index)
-                doc = docs[chunk.doc_index] = self.document(chunk.doc_index, source)
+                source = (paths or {}).get(chunk.doc_id)
+                doc = docs[chunk.doc_id] = self.document(chunk.doc_id, source)
             s, e = best_snippet(doc.text, chunk.start, chunk.end, query)
             if any(
-                h.doc_id == chunk.doc_index and h.snippet_start < e and s < h.snippet_end
-                for h in hits
+                h.doc_id == chunk.doc_id and h.snippet_start < e and s < h.snippet_end for h in hits
             ):
                 continue
             hits.append(
                 Hit(
                     doc.source,
-                    chunk.doc_index,
+                    chunk.doc_id,
                     chunk.start,
                     chunk.end,
                     score,
@@ -266,8 +271,8 @@ class Searcher:
             )
         return hits
 
-    def corpus(self, scheme: WindowScheme, encoder: DenseEncoder | None) -> Corpus:
-        """Every window of ``scheme`` with its retriever (and ``encoder``'s vectors), cached
+    def corpus(self, scheme: ChunkScheme, encoder: DenseEncoder | None) -> Corpus:
+        """Every chunk of ``scheme`` with its retriever (and ``encoder``'s vectors), cached
         until the generation changes."""
         generation = self.store.generation()
         cache_key = (scheme.key, encoder.name if encoder else None)
@@ -276,11 +281,11 @@ class Searcher:
             return cached
         db = self.store.connect()
         cursor = db.execute(
-            "SELECT id, doc_id, token_start, token_end, char_start, char_end FROM windows "
+            "SELECT id, doc_id, token_start, token_end, char_start, char_end FROM chunks "
             "WHERE scheme = ? ORDER BY id",
             (scheme.key,),
         )
-        # Straight into an array: a list of a row tuple per window is large and lingers.
+        # Straight into an array: a list of a row tuple per chunk is large and lingers.
         flat = np.fromiter(itertools.chain.from_iterable(cursor), dtype=np.int64)
         cols = flat.reshape(-1, 6).T.copy()
         del flat
@@ -295,8 +300,8 @@ class Searcher:
         self.corpora[cache_key] = corpus
         return corpus
 
-    def _bm25(self, db, scheme: WindowScheme, generation: int, size: int) -> Bm25:
-        """The BM25 index over the ``size`` windows of ``scheme``: the stored one if it is
+    def _bm25(self, db, scheme: ChunkScheme, generation: int, size: int) -> Bm25:
+        """The BM25 index over the ``size`` chunks of ``scheme``: the stored one if it is
         current, else built afresh (and stored when the write lock is free)."""
         row = db.execute(
             "SELECT generation, state FROM bm25 WHERE scheme = ?", (scheme.key,)
@@ -308,7 +313,7 @@ class Searcher:
                     return cached
             except Exception:
                 pass  # a damaged cache is only a cache: rebuild it below
-        bm25 = _bm25_from_windows(db, scheme.key)
+        bm25 = _bm25_from_chunks(db, scheme.key)
         if size >= _BM25_BLOCK * 64:
             release_memory()
         # Caching needs the write lock; a reader that cannot get it at once (or cannot write
@@ -326,20 +331,20 @@ class Searcher:
 
 
 class StoredVectors:
-    """The `docqa.retrieve.VectorSource` of an index's windows: vectors are read from the
-    index, and those of windows that have none yet are encoded now and stored, so that every
+    """The `docqa.retrieve.VectorSource` of an index's chunks: vectors are read from the
+    index, and those of chunks that have none yet are encoded now and stored, so that every
     later question (in any process) reuses them. Indexing never waits for this: vectors are
-    made when a question first ranks a window among BM25's candidates (or all at once by
+    made when a question first ranks a chunk among BM25's candidates (or all at once by
     ``docqa index --vectors``).
 
     Storing is best effort: a read-only index, a full disk or another process's update (the
     write lock is not free at once) only means the vectors are kept in memory instead.
     """
 
-    def __init__(self, store: Store, encoder: DenseEncoder, window_ids, doc_ids, starts, ends):
+    def __init__(self, store: Store, encoder: DenseEncoder, chunk_ids, doc_ids, starts, ends):
         self.store = store
         self.encoder = encoder
-        self.window_ids = window_ids
+        self.chunk_ids = chunk_ids
         self.doc_ids = doc_ids
         self.starts = starts
         self.ends = ends
@@ -347,16 +352,16 @@ class StoredVectors:
 
     def __call__(self, positions: np.ndarray) -> list[np.ndarray]:
         db = self.store.connect()
-        ids = [int(self.window_ids[i]) for i in positions]
+        ids = [int(self.chunk_ids[i]) for i in positions]
         wanted = [w for w in ids if w not in self.kept]
         self.kept.update(read_vectors(db, self.encoder.name, wanted))
         missing = [(int(i), w) for i, w in zip(positions, ids, strict=True) if w not in self.kept]
         if missing:
-            windows = [
+            chunks = [
                 (int(self.doc_ids[i]), int(self.starts[i]), int(self.ends[i])) for i, _ in missing
             ]
             encoded = piece_vectors(
-                self.encoder, windows, lambda doc_id, lo, hi: text_range(db, doc_id, lo, hi)
+                self.encoder, chunks, lambda doc_id, lo, hi: text_range(db, doc_id, lo, hi)
             )
             made = [(w, v) for (_, w), v in zip(missing, encoded, strict=True)]
             self.kept.update(made)
@@ -375,34 +380,34 @@ class StoredVectors:
 
 
 def _furniture(db, corpus: Corpus) -> np.ndarray:
-    """Which windows of ``corpus`` lie in its documents' contents or index regions."""
+    """Which chunks of ``corpus`` lie in its documents' contents or index regions."""
     rows = db.execute("SELECT id, regions FROM documents WHERE regions != '[]'").fetchall()
     regions = {doc_id: json.loads(found) for doc_id, found in rows}
-    return skipped_windows(corpus.doc_ids, corpus.char_start, corpus.char_end, regions)
+    return skipped_chunks(corpus.doc_ids, corpus.char_start, corpus.char_end, regions)
 
 
-#: Windows whose BM25 terms are counted together while the BM25 index is built.
+#: Chunks whose BM25 terms are counted together while the BM25 index is built.
 _BM25_BLOCK = 1024
 
 
-def _bm25_from_windows(db, scheme_key: str) -> Bm25:
-    """BM25 over every window of a scheme, from their stored terms, a block of windows at a
-    time: each window's terms become ids and counts at once, so no list of every term of
-    every window is ever built (for a very large file, tens of millions of strings)."""
+def _bm25_from_chunks(db, scheme_key: str) -> Bm25:
+    """BM25 over every chunk of a scheme, from their stored terms, a block of chunks at a
+    time: each chunk's terms become ids and counts at once, so no list of every term of
+    every chunk is ever built (for a very large file, tens of millions of strings)."""
     vocab: dict[str, int] = {}
     term_blocks, count_blocks, length_blocks, width_blocks = [], [], [], []
-    cursor = db.execute("SELECT terms FROM windows WHERE scheme = ? ORDER BY id", (scheme_key,))
+    cursor = db.execute("SELECT terms FROM chunks WHERE scheme = ? ORDER BY id", (scheme_key,))
     while rows := cursor.fetchmany(_BM25_BLOCK):
         words = [terms.split() for (terms,) in rows]
         lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
         ids = np.fromiter(
-            (vocab.setdefault(w, len(vocab)) for window in words for w in window),
+            (vocab.setdefault(w, len(vocab)) for chunk in words for w in chunk),
             dtype=np.int64,
             count=int(lengths.sum()),
         )
         del words
-        # One key per (window, term): sorting them gives each window's distinct terms and
-        # their counts, in window order.
+        # One key per (chunk, term): sorting them gives each chunk's distinct terms and
+        # their counts, in chunk order.
         span = max(len(vocab), 1)
         owners = np.repeat(np.arange(len(rows), dtype=np.int64), lengths)
         keys, counts = np.unique(owners * span + ids, return_counts=True)
@@ -426,7 +431,7 @@ def _bm25_from_windows(db, scheme_key: str) -> Bm25:
 
 def _read_token_range(db, doc_id: int, scheme_key: str, part: int, n: int, a: int, b: int):
     """Columns ``[a, b)`` of a packed part of ``n`` tokens, as `_unpack_block` gives them,
-    without bringing the whole part into Python: a few windows of a part of a million
+    without bringing the whole part into Python: a few chunks of a part of a million
     tokens cost their own bytes, not the part's."""
     width = 4 * (b - a)
     row = db.execute(

@@ -8,10 +8,10 @@ What is stored (``index.sqlite3`` in the index folder; by default the user cache
   copied file is never parsed twice; ``texts``: the extracted text, in parts of at most
   `docqa.index.ingest.PART_CHARS` characters cut at whitespace (one part for all but very
   large files);
-* ``tokens`` and ``windows``: the reader tokenization of each text part and the document's
-  question-independent windows (`docqa.retrieve.Chunk`), per `WindowScheme` (tokenizer and
-  window size), with each window's BM25 terms; ``vectors``: its dense piece vectors;
-* ``bm25``: the `bm25s` score matrix over all windows, rebuilt when the windows change;
+* ``tokens`` and ``chunks``: the reader tokenization of each text part and the document's
+  question-independent chunks (`docqa.retrieve.Chunk`), per `ChunkScheme` (tokenizer and
+  chunk size), with each chunk's BM25 terms; ``vectors``: its dense piece vectors;
+* ``bm25``: the `bm25s` score matrix over all chunks, rebuilt when the chunks change;
 * ``meta``: the generation, a counter bumped by every change to what is indexed, which tells
   a cached BM25 index or corpus whether it is current.
 
@@ -47,7 +47,7 @@ from docqa.errors import (
 )
 from docqa.windowing import TokenizedText
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DB_NAME = "index.sqlite3"
 LOCK_NAME = "index.lock"
 
@@ -91,7 +91,7 @@ CREATE TABLE IF NOT EXISTS tokens (
     data BLOB NOT NULL,
     PRIMARY KEY (doc_id, scheme, part)
 );
-CREATE TABLE IF NOT EXISTS windows (
+CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY,
     doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
     scheme TEXT NOT NULL,
@@ -102,9 +102,9 @@ CREATE TABLE IF NOT EXISTS windows (
     char_end INTEGER NOT NULL,
     terms TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS windows_doc ON windows(scheme, doc_id, position);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(scheme, doc_id, position);
 CREATE TABLE IF NOT EXISTS vectors (
-    window_id INTEGER PRIMARY KEY REFERENCES windows(id) ON DELETE CASCADE,
+    chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
     encoder TEXT NOT NULL,
     n INTEGER NOT NULL,
     data BLOB NOT NULL
@@ -142,8 +142,17 @@ _MIGRATE_FROM_2 = (
     "ALTER TABLE documents ADD COLUMN regions TEXT NOT NULL DEFAULT '[]'",
     "PRAGMA user_version=3",
 )
+_MIGRATE_FROM_3 = (
+    # One name per concept: the stored question-independent slices are chunks (`Chunk`);
+    # "window" is the reader's input. Renaming keeps every row, and the vectors' references.
+    "ALTER TABLE windows RENAME TO chunks",
+    "ALTER TABLE vectors RENAME COLUMN window_id TO chunk_id",
+    "DROP INDEX IF EXISTS windows_doc",
+    "CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(scheme, doc_id, position)",
+    "PRAGMA user_version=4",
+)
 #: The statements that bring an index from each older version to the next.
-_MIGRATIONS = {1: _MIGRATE_FROM_1, 2: _MIGRATE_FROM_2}
+_MIGRATIONS = {1: _MIGRATE_FROM_1, 2: _MIGRATE_FROM_2, 3: _MIGRATE_FROM_3}
 
 
 def default_index_dir() -> Path:
@@ -377,7 +386,7 @@ class Store:
             db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA foreign_keys=ON")
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
-        if not {"files", "documents", "windows", "meta"} <= tables:
+        if not {"files", "documents", "chunks", "meta"} <= tables:
             raise IndexCorruptError(
                 f"The index in {self.directory} is incomplete; rebuild it with "
                 f"`docqa index --rebuild --index {self.directory} PATH...`."
@@ -467,7 +476,7 @@ class Store:
 
     def remember_tokenizer(self, files_key: str, fingerprint: str, n_special: int) -> None:
         """Remember a loaded tokenizer's scheme, so that later processes need not load it to
-        know which windows are its own (skipped on a read-only or busy index)."""
+        know which chunks are its own (skipped on a read-only or busy index)."""
         if self.read_only:
             return
         try:
@@ -644,32 +653,32 @@ def read_block(db, doc_id: int, scheme_key: str, part: int) -> np.ndarray:
     return _unpack_block(n, data)
 
 
-def write_vectors(db, encoder_name: str, windows: Sequence[tuple[int, np.ndarray]]) -> None:
-    """Store each ``(window id, piece vectors)`` as float16, in the caller's transaction."""
+def write_vectors(db, encoder_name: str, chunks: Sequence[tuple[int, np.ndarray]]) -> None:
+    """Store each ``(chunk id, piece vectors)`` as float16, in the caller's transaction."""
     db.executemany(
         "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)",
         [
-            (window_id, encoder_name, len(v), v.astype(np.float16).tobytes())
-            for window_id, v in windows
+            (chunk_id, encoder_name, len(v), v.astype(np.float16).tobytes())
+            for chunk_id, v in chunks
         ],
     )
 
 
-def read_vectors(db, encoder_name: str, window_ids: Sequence[int]) -> dict[int, np.ndarray]:
-    """The stored piece vectors ``[pieces, dim]`` of those of ``window_ids`` that have any."""
+def read_vectors(db, encoder_name: str, chunk_ids: Sequence[int]) -> dict[int, np.ndarray]:
+    """The stored piece vectors ``[pieces, dim]`` of those of ``chunk_ids`` that have any."""
     found: dict[int, np.ndarray] = {}
-    ids = [int(w) for w in window_ids]
+    ids = [int(w) for w in chunk_ids]
     for b in range(0, len(ids), _SQL_VARIABLES):
         batch = ids[b : b + _SQL_VARIABLES]
         marks = ",".join("?" * len(batch))
-        for window_id, n, data in db.execute(
-            f"SELECT window_id, n, data FROM vectors WHERE encoder = ? AND window_id IN ({marks})",
+        for chunk_id, n, data in db.execute(
+            f"SELECT chunk_id, n, data FROM vectors WHERE encoder = ? AND chunk_id IN ({marks})",
             (encoder_name, *batch),
         ):
             block = np.frombuffer(data, dtype=np.float16)
-            found[window_id] = block.reshape(n, block.size // n if n else 0)
+            found[chunk_id] = block.reshape(n, block.size // n if n else 0)
     return found
 
 
-#: Window ids per ``IN (...)`` query (SQLite allows at least 999 variables).
+#: Chunk ids per ``IN (...)`` query (SQLite allows at least 999 variables).
 _SQL_VARIABLES = 900
