@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -87,7 +88,11 @@ def main() -> None:
     opts = parser.parse_args()
     if not opts.report_only:
         prepare()
-        subprocess.run([sys.executable, "-m", "mutmut", "run", *SCOPE], cwd=WORKTREE, check=False)
+        # The same property-test examples every run (tests/conftest.py), so scores compare.
+        env = {**os.environ, "HYPOTHESIS_PROFILE": "derandomized"}
+        subprocess.run(
+            [sys.executable, "-m", "mutmut", "run", *SCOPE], cwd=WORKTREE, check=False, env=env
+        )
     scores = report()
     # "no tests": no selected test reaches the mutated function, so nothing could catch it.
     statuses = ("killed", "timeout", "survived", "no tests")

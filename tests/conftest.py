@@ -6,7 +6,14 @@ import os
 import tempfile
 from pathlib import Path
 
+import hypothesis
 import pytest
+
+# Mutation testing (scripts/mutation.py) compares runs: there every property test draws the same
+# examples each time (HYPOTHESIS_PROFILE=derandomized); elsewhere they vary as usual.
+hypothesis.settings.register_profile("derandomized", derandomize=True)
+if os.environ.get("HYPOTHESIS_PROFILE"):
+    hypothesis.settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 
 # `DocQA.ask` on paths indexes them; tests must never write to the user's cache directory.
 os.environ["DOCQA_INDEX"] = tempfile.mkdtemp(prefix="docqa-test-index-")
@@ -106,3 +113,42 @@ def invoke_cli(args, env: dict | None = None):
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise AssertionError(f"uncaught {result.exception!r}") from result.exception
     return result
+
+
+class RealServer:
+    """uvicorn serving ``app`` on 127.0.0.1 on a free port (the system picks it: no race with
+    another test), in a thread, started and stopped by a ``with`` block.
+
+    >>> with RealServer(app) as server:  # doctest: +SKIP
+    ...     httpx.get(server.url + "/healthz")
+    """
+
+    def __init__(self, app):
+        import threading
+
+        import uvicorn
+
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.port = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 120
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(30)

@@ -147,3 +147,29 @@ def test_context_line_is_one_line_around_the_answer():
     assert line.startswith("…") and line.endswith("…")
     assert len(line) <= 6 + 2 * 40 + 2
     assert context_line("just ANSWER", 5, 11) == "just ANSWER"
+
+
+def test_top_answers_keeps_adjacent_spans_they_do_not_overlap():
+    # "Paris" ending where "France" starts are two places, not one answer and its variant.
+    before = [Candidate(0, 6, 12, 2.0, 0.0), Candidate(0, 0, 6, 1.0, 0.0)]
+    after = [Candidate(0, 0, 6, 2.0, 0.0), Candidate(0, 6, 12, 1.0, 0.0)]
+    for cs in (before, after):
+        assert [c for c, _ in top_answers(cs, 2)] == cs
+
+
+def test_context_line_cuts_at_the_first_and_last_space_within_width():
+    # 8 characters either side reach into "ab" and "kl": both are cut back to whole words.
+    text = "ab cd ef ANSWER gh ij kl"
+    assert context_line(text, 9, 15, width=8) == "…cd ef ANSWER gh ij…"
+
+
+def test_context_line_shows_the_whole_text_when_it_fits():
+    assert context_line("one ANSWER two three", 4, 10) == "one ANSWER two three"
+
+
+def test_context_line_cuts_an_unbroken_run_at_exactly_width_characters():
+    # A URL or a table row with no space near the answer: cut mid-run at 90 characters.
+    text = "go to " + "y" * 95 + "ANSWER" + "z" * 95 + " now"
+    start = text.index("ANSWER")
+    assert context_line(text, start, start + 6) == "…" + "y" * 90 + "ANSWER" + "z" * 90 + "…"
+    assert context_line("y" * 91 + "ANSWER", 91, 97) == "…" + "y" * 90 + "ANSWER"

@@ -120,3 +120,38 @@ def test_max_context_matches_reference(n_tokens, max_context, data):
     assert best.tolist() == reference_max_context(bounds, n_tokens)
     for t, w in enumerate(best.tolist()):
         assert bounds[w][0] <= t < bounds[w][1], "a token's best window must contain it"
+
+
+# --- edge cases the brute-force comparison reaches only by chance (issue 21, mutation) ------
+
+
+def test_best_spans_window_of_one_token_gives_its_one_span():
+    assert best_spans(np.array([3.0]), np.array([2.0]), 30, 1) == [Span(0, 0, 5.0)]
+
+
+def test_best_spans_returns_the_only_legal_span():
+    # One-token answers, and only the last token may start one: a single candidate.
+    start = np.array([1.0, 2.0, 0.0])
+    end = np.array([0.0, 2.0, 1.0])
+    allowed = np.array([False, False, True])
+    assert best_spans(start, end, 1, 5, allowed) == [Span(2, 2, 1.0)]
+
+
+def test_best_spans_top_n_zero_gives_nothing():
+    assert best_spans(np.array([1.0, 2.0]), np.array([1.0, 2.0]), 30, 0) == []
+
+
+def test_allowed_starts_given_as_zeros_and_ones_masks_like_booleans():
+    # A 0/1 integer mask must mask starts, not be read as row indices.
+    start = np.array([1.0, 2.0, 0.0])
+    end = np.array([0.0, 2.0, 1.0])
+    got = best_spans(start, end, 30, 5, np.array([0, 1, 0]))
+    assert got == best_spans(start, end, 30, 5, np.array([False, True, False]))
+    assert [(s.start, s.end, s.score) for s in got] == [(1, 1, 4.0), (1, 2, 3.0)]
+
+
+def test_max_context_a_later_window_beats_the_best_one_despite_a_worse_one_between():
+    # Token 5 has context 2 in window 0, none in the one-token window 1, and 5 in window 2:
+    # window 1 losing must not stop window 2 from winning.
+    best = best_window_per_token([(3, 8), (5, 6), (0, 11)], 11)
+    assert best.tolist() == [2] * 11
