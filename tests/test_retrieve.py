@@ -17,10 +17,17 @@ from docqa.retrieve import (
     Chunk,
     Retriever,
     bm25_tokens,
+    candidates,
     chunk_length,
     chunk_windows,
+    fuse,
+    fuse_candidates,
+    in_regions,
     make_chunks,
+    max_by_owner,
+    ranks,
     rrf,
+    skipped_chunks,
 )
 from docqa.windowing import pair_template, tokenize_question, tokenize_text
 
@@ -311,3 +318,191 @@ def test_piece_vectors_read_far_apart_chunks_apart(counting_encoder):
     np.testing.assert_allclose(found[0], together[owners == 0], atol=1e-6)
     np.testing.assert_allclose(found[1], together[owners == 1], atol=1e-6)
     assert len(found[2]) >= 1
+
+
+# --- fusion and ranking on hand-made scores (issue 21: mutation testing) ---------------------
+
+
+def test_max_by_owner_keeps_each_owners_best_value_as_float32():
+    found = max_by_owner(np.array([-3.0, -1.5, -2.0, 0.25]), np.array([0, 0, 2, 2]), 4)
+    assert found.dtype == np.float32
+    assert found.tolist() == [-1.5, -np.inf, 0.25, -np.inf]
+
+
+def test_ranks_are_best_first_and_ties_share_the_best_rank():
+    assert ranks(np.array([0.5, 2.0, 0.0, 0.0, 3.0])).tolist() == [2, 1, 3, 3, 0]
+    assert ranks(np.array([-1.0, -np.inf, -2.0])).tolist() == [0, 2, 1]
+
+
+def test_rrf_adds_one_over_k_plus_one_plus_rank():
+    fused = rrf([np.array([0, 1, 2]), np.array([2, 0, 1])], k=3)
+    np.testing.assert_allclose(fused, [1 / 4 + 1 / 6, 1 / 5 + 1 / 4, 1 / 6 + 1 / 5])
+    np.testing.assert_allclose(rrf([np.array([0, 1])]), [1 / 11, 1 / 12])
+
+
+def test_fuse_weights_the_dense_ranking():
+    lexical, dense = np.array([3.0, 1.0, 2.0]), np.array([0.1, 0.9, 0.8])
+    np.testing.assert_allclose(
+        fuse(lexical, dense, dense_weight=0.5, k=2),
+        [1 / 3 + 0.5 / 5, 1 / 5 + 0.5 / 3, 1 / 4 + 0.5 / 4],
+    )
+    np.testing.assert_allclose(
+        fuse(lexical, dense), [1 / 11 + 0.75 / 13, 1 / 13 + 0.75 / 11, 1 / 12 + 0.75 / 12]
+    )
+
+
+def test_fuse_ranks_among_the_unmasked_texts_only():
+    lexical, dense = np.array([9.0, 1.0, 2.0, 5.0]), np.array([0.9, 0.1, 0.8, 0.2])
+    mask = np.array([False, True, True, False])
+    fused = fuse(lexical, dense, mask, dense_weight=0.5, k=0)
+    # Among texts 1 and 2, text 2 is first in both rankings: the masked ones do not count.
+    np.testing.assert_allclose(fused, [-np.inf, 1 / 2 + 0.5 / 2, 1 + 0.5, -np.inf])
+
+
+def test_fuse_candidates_scores_the_chosen_texts_only():
+    lexical, dense = np.array([3.0, 1.0, 2.0, 4.0]), np.array([0.1, 0.9, 0.8, np.nan])
+    fused = fuse_candidates(lexical, dense, np.array([0, 2]), dense_weight=2.0, k=1)
+    # Text 0 is first lexically, text 2 first by dense similarity; text 1's and text 3's
+    # dense scores (one not even computed) are never read.
+    np.testing.assert_allclose(fused, [1 / 2 + 2 / 3, -np.inf, 1 / 3 + 2 / 2, -np.inf])
+    np.testing.assert_allclose(
+        fuse_candidates(lexical, dense, np.array([1, 2])),
+        [-np.inf, 1 / 12 + 0.75 / 11, 1 / 11 + 0.75 / 12, -np.inf],
+    )
+
+
+def test_in_regions_adds_the_overlaps_of_every_region():
+    starts, ends = np.array([0, 0, 40, 35, 5]), np.array([100, 2, 42, 45, 5])
+    regions = [(0, 30), (60, 90), (500, 600)]
+    # 30 + 30 of 100 characters; 2 of 2; none of 2 or of 10; an empty chunk is never inside.
+    assert in_regions(starts, ends, regions).tolist() == [True, True, False, False, False]
+    assert in_regions(np.array([0]), np.array([100]), [(0, 40)]).tolist() == [False]
+    assert in_regions(np.array([0]), np.array([100]), [(0, 50)]).tolist() == [True]
+    assert in_regions(np.array([0]), np.array([2]), [(500, 600)]).tolist() == [False]
+    assert in_regions(np.array([0, 9]), np.array([100, 10]), []).tolist() == [False, False]
+
+
+def test_skipped_chunks_are_inside_contents_or_index_regions_of_their_own_document():
+    doc_of = np.array([0, 0, 1, 1, 2])
+    starts, ends = np.array([0, 50, 0, 50, 0]), np.array([40, 90, 40, 90, 40])
+    regions = {
+        0: [(0, 45, "contents"), (45, 100, "footnotes")],
+        1: [(40, 100, "index")],
+        2: [(0, 40, "body")],
+        7: [(0, 100, "contents")],  # a document without chunks here
+    }
+    skip = skipped_chunks(doc_of, starts, ends, regions)
+    assert skip.dtype == bool
+    assert skip.tolist() == [True, False, False, True, False]
+
+
+def test_candidates_are_the_best_lexical_texts_never_masked_ones():
+    lexical = np.array([0.5, 2.0, 0.0, 1.0])
+    assert candidates(lexical, 3).tolist() == [1, 3, 0]
+    mask = np.array([True, False, True, True])
+    assert candidates(lexical, 5, mask).tolist() == [3, 0, 2]
+    assert candidates(lexical, 2, mask).tolist() == [3, 0]
+
+
+def test_ranking_order_is_stable_for_ties():
+    scores = np.zeros(2000)
+    scores[[1500, 5, 700]] = 1.0
+    order = docqa.retrieve._order(scores)
+    assert order[:3].tolist() == [5, 700, 1500]
+    assert order[3:].tolist() == [i for i in range(2000) if i not in (5, 700, 1500)]
+
+
+class FixedBm25:
+    """Stands in for `Bm25`: fixed lexical scores, and the query terms it was asked for."""
+
+    def __init__(self, scores):
+        self.fixed = np.asarray(scores, dtype=np.float32)
+        self.size = len(self.fixed)
+        self.asked: list[list[str]] = []
+
+    def scores(self, query_tokens):
+        self.asked.append(list(query_tokens))
+        return self.fixed.copy()
+
+
+class FixedEncoder:
+    """Stands in for the sentence encoder: the question's vector is (1, 0)."""
+
+    def __init__(self):
+        self.encoded: list[str] = []
+
+    def encode(self, texts):
+        self.encoded.extend(texts)
+        return np.array([[1.0, 0.0]] * len(texts), dtype=np.float32)
+
+
+def fixed_retriever(candidates=3, dense_weight=0.5):
+    """Lexical scores [1, 4, 3, 0, 2]; text i's pieces score their first coordinate."""
+    pieces = {
+        0: np.array([[0.7, 0.0]]),
+        1: np.array([[0.1, 0.0], [0.2, 5.0]]),
+        2: np.array([[0.9, 0.0]]),
+        3: np.array([[0.3, 0.0]]),
+        4: np.zeros((0, 2)),
+    }
+    asked: list[list[int]] = []
+
+    def vectors(indices):
+        asked.append([int(i) for i in indices])
+        return [pieces[int(i)] for i in indices]
+
+    bm25 = FixedBm25([1.0, 4.0, 3.0, 0.0, 2.0])
+    retriever = Retriever(bm25, FixedEncoder(), vectors, dense_weight, candidates)
+    return retriever, bm25, asked
+
+
+def test_retriever_scores_fuse_dense_similarity_of_bm25_candidates_only():
+    retriever, bm25, asked = fixed_retriever()
+    scores = retriever.scores("Which batteries does the sensor use?")
+    assert bm25.asked == bm25_tokens(["Which batteries does the sensor use?"])
+    assert retriever.encoder.encoded == ["Which batteries does the sensor use?"]
+    assert asked == [[1, 2, 4]]
+    # Candidates 1, 2, 4 (lexical ranks 0, 1, 2); dense: 2 (0.9), 1 (0.2, its best piece),
+    # and 4, which has no pieces, last.
+    np.testing.assert_allclose(
+        scores, [-np.inf, 1 / 11 + 0.5 / 12, 1 / 12 + 0.5 / 11, -np.inf, 1 / 13 + 0.5 / 13]
+    )
+    # One candidate by default: k widens it.
+    retriever, _, asked = fixed_retriever(candidates=1)
+    assert np.isfinite(retriever.scores("batteries")).sum() == 1
+    assert np.isfinite(retriever.scores("batteries", k=2)).sum() == 2
+    assert asked == [[1], [1, 2]]
+
+
+def test_retriever_scores_never_choose_a_masked_text():
+    mask = np.array([True, False, True, True, True])
+    retriever, _, asked = fixed_retriever(candidates=5)
+    scores = retriever.scores("batteries", mask)
+    assert asked == [[2, 4, 0, 3]]
+    assert np.isneginf(scores[1]) and np.isfinite(scores[[0, 2, 3, 4]]).all()
+    lexical = Retriever(FixedBm25([1.0, 4.0, 3.0])).scores("x", np.array([True, False, True]))
+    assert lexical.tolist() == [1.0, -np.inf, 3.0]
+
+
+def test_retriever_rank_reads_k_texts_with_their_fused_scores():
+    retriever, _, _ = fixed_retriever(candidates=2)
+    ranked = retriever.rank("batteries", k=4)
+    # k above the candidates: all four texts asked for get a fused score.
+    assert [i for i, _ in ranked] == [1, 2, 0, 4]
+    assert all(np.isfinite(score) for _, score in ranked)
+    mask = np.array([True, True, False, False, True])
+    assert [i for i, _ in retriever.rank("batteries", k=5, mask=mask)] == [1, 0, 4]
+    assert Retriever.build(["one lonely text"]).rank("lonely", k=3) == [
+        (0, pytest.approx(Retriever.build(["one lonely text"]).scores("lonely")[0]))
+    ]
+    assert Retriever.build([]).rank("anything", k=2) == []
+    with pytest.raises(InputError) as caught:
+        retriever.rank("batteries", k=0)
+    assert str(caught.value) == "The number of chunks to read must be at least 1."
+
+
+def test_a_vector_source_that_loses_texts_is_an_error_not_missing_dense_scores():
+    retriever, _, _ = fixed_retriever()
+    retriever.vectors = lambda indices: [np.zeros((1, 2))]
+    with pytest.raises(ValueError):
+        retriever.scores("batteries")
