@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 from docqa.api import DEFAULT_CHUNKS, Decoding, DocQA, Retrieval, check_paths
 from docqa.errors import DocQAError, InputError, LoaderError, ModelLoadError, NoDocumentsError
 from docqa.evaluate import DocsEvalReport, EvalReport, evaluate, evaluate_docs
-from docqa.loaders import LoadResult, load, load_paths
+from docqa.highlight import highlight_pdf
+from docqa.loaders import LoadResult, load, load_paths, supported_suffixes
 from docqa.retrieve import highlight_terms
 from docqa.squad import LEVELS as EVAL_LEVELS
 from docqa.train import TrainConfig, train
@@ -20,9 +21,16 @@ from docqa.windowing import WindowSpec
 
 if TYPE_CHECKING:
     from docqa.index import Hit, Index, UpdateReport
+    from docqa.serve import create_app
 
 # The persistent index's names load on first use: `import docqa` need not open SQLite.
-_LAZY = {"Hit": "docqa.index", "Index": "docqa.index", "UpdateReport": "docqa.index"}
+# `create_app` needs the serve extra (FastAPI): `import docqa` never imports it.
+_LAZY = {
+    "Hit": "docqa.index",
+    "Index": "docqa.index",
+    "UpdateReport": "docqa.index",
+    "create_app": "docqa.serve",
+}
 
 
 def __getattr__(name: str):
@@ -66,10 +74,13 @@ __all__ = [
     "UpdateReport",
     "WindowSpec",
     "check_paths",
+    "create_app",
     "evaluate",
     "evaluate_docs",
+    "highlight_pdf",
     "highlight_terms",
     "load",
     "load_paths",
+    "supported_suffixes",
     "train",
 ]

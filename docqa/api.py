@@ -30,7 +30,7 @@ from docqa.aggregate import (
     top_answers,
     window_candidates,
 )
-from docqa.errors import InputError
+from docqa.errors import InputError, NoDocumentsError
 from docqa.loaders import LoadResult, load_paths
 from docqa.loaders.walk import walk
 from docqa.reader import Reader
@@ -464,22 +464,53 @@ class DocQA:
                 # error to fix first); otherwise the indexing error.
                 if loading.exception() is not None:
                     raise loading.exception()
-        question_ids = tokenize_question(self.reader.tokenizer, question, self.max_question_len)
         if indexed is not None:
             indexed(report)
-        doc_ids = report.doc_ids
-        if not doc_ids:
+        if not report.doc_ids:
             LoadResult((), report.statuses).require_documents()
-        index = self._open_index()
         shown = _shown_paths(report)
+        return self.ask_indexed(question, report.doc_ids, top_k, chunks, shown), report
+
+    @renamed("windows", "chunks")
+    def ask_indexed(
+        self,
+        question: str,
+        doc_ids: Sequence[int],
+        top_k: int = 1,
+        chunks: int | None = DEFAULT_CHUNKS,
+        sources: dict[int, str] | None = None,
+    ) -> Prediction:
+        """`ask_paths` over documents already in the index, named by id
+        (`UpdateReport.doc_ids`): nothing is walked, parsed or indexed, so a question never
+        waits for an update of the index in progress (the HTTP service asks this way).
+        ``sources`` maps an id to the name its answers show (default: its path in the index);
+        ``chunks=None`` reads every window.
+
+        >>> report = qa.index(["manuals/"])  # doctest: +SKIP
+        >>> qa.ask_indexed("How long is the warranty?", report.doc_ids).answers[0].text
+        ... # doctest: +SKIP
+        'two years'
+        """
+        if top_k < 1:
+            raise InputError("top_k must be at least 1.")
+        if chunks is not None and chunks < 1:
+            raise InputError("chunks must be at least 1.")
+        check_question(question)
+        doc_ids = list(dict.fromkeys(doc_ids))
+        if not doc_ids:
+            raise NoDocumentsError("No document has been indexed to answer from.")
+        self._warm_up_all()
+        question_ids = tokenize_question(self.reader.tokenizer, question, self.max_question_len)
+        index = self._open_index()
+        shown = dict(sources or {})
         if chunks is None:
-            documents = [index.document(i, shown[i]) for i in doc_ids]
+            documents = [index.document(i, shown.get(i)) for i in doc_ids]
             texts = [index.tokenized(i, self.scheme) for i in doc_ids]
-            return self._read_all(question_ids, documents, texts, top_k), report
+            return self._read_all(question_ids, documents, texts, top_k)
         ranked = index.rank(
             question, doc_ids, self.scheme, chunks, self.encoder, self.include_contents
         )
-        return self._read_ranked(question_ids, index, doc_ids, shown, ranked, top_k), report
+        return self._read_ranked(question_ids, index, doc_ids, shown, ranked, top_k)
 
     def _read_ranked(self, question_ids, index, doc_ids, shown, ranked, top_k) -> Prediction:
         """Read the index's retrieved chunks, loading only what they need: the documents

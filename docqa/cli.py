@@ -65,7 +65,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout
 PasswordOpt = Annotated[str | None, typer.Option("--password", help="Password for encrypted PDFs.")]
 TopKOpt = Annotated[
     int,
-    typer.Option("--top-k", "-k", min=1, help="How many results: answers, or passages for search."),
+    typer.Option("--top-k", "-k", min=1, help="How many results: answers, or chunks for search."),
 ]
 # The window shape's defaults and checks are `WindowSpec`'s; these only carry the values.
 MaxSeqLenOpt = Annotated[
@@ -186,6 +186,14 @@ def write_json(payload) -> None:
 def fail(message: str, code: int) -> typer.Exit:
     err.print(f"[bold red]error:[/] {escape(printable(message))}", highlight=False)
     return typer.Exit(code)
+
+
+def make_qa(dense: bool, **settings):
+    """The `DocQA` a command asks with: ``--dense`` (the default) turns dense retrieval on
+    when its package is installed, ``--no-dense`` off."""
+    from docqa import DocQA
+
+    return DocQA(dense=None if dense else False, **settings)
 
 
 @contextmanager
@@ -369,20 +377,29 @@ def ask(
             "comes from the files read by then (the rest are read by the next run).",
         ),
     ] = None,
+    highlight: Annotated[
+        Path | None,
+        typer.Option(
+            "--highlight",
+            help="Write a copy of the best answer's PDF to this file, the answer marked by a "
+            "highlight annotation (needs the serve extra).",
+        ),
+    ] = None,
 ) -> None:
     """Answer QUESTION from the documents in PATHS.
 
     Files are indexed on first use (see docqa index): later questions parse nothing.
     The reader reads the --chunks best chunks, or every window with --exhaustive.
     """
-    from docqa import DocQA, check_paths
+    from docqa import check_paths
 
     started = time.perf_counter()
     chunks = _renamed_option(chunks, old_windows)
     with errors_to_exit_codes():
         if not question.strip():
             raise InputError("The question is empty.")
-        qa = DocQA(
+        qa = make_qa(
+            dense,
             model=model,
             device=device,
             precision=precision,
@@ -392,7 +409,6 @@ def ask(
             no_answer_threshold=no_answer_threshold,
             chunks=chunks,
             index=index_dir,
-            dense=None if dense else False,  # None: on when the encoder package is installed
             allow_pickle=allow_pickle,
             max_file_mb=max_file_mb,
             workers=workers,
@@ -423,6 +439,13 @@ def ask(
             )
         answers = list(prediction.answers)
     finished = time.perf_counter()
+    if highlight is not None:
+        with errors_to_exit_codes():
+            from docqa import highlight_pdf
+
+            if not answers:
+                raise InputError("No answer was found, so there is nothing to highlight.")
+            highlight_pdf(answers[0], highlight)
     statuses = report.statuses
     failed = any(s.state == "failed" for s in statuses)
     if as_json:
@@ -752,18 +775,18 @@ def index_command(
     tokenizer is loaded). Re-running reads only changed files and drops deleted ones.
     Safe to interrupt; a second indexer waits for the first.
     """
-    from docqa import DocQA, LoadResult
+    from docqa import LoadResult
 
     started = time.perf_counter()
     with errors_to_exit_codes():
         if vectors and not dense:
             raise InputError("--vectors precomputes the dense vectors that --no-dense turns off.")
-        qa = DocQA(
+        qa = make_qa(
+            dense,
             model=model,
             max_seq_len=max_seq_len,
             doc_stride=doc_stride,
             index=index_dir,
-            dense=None if dense else False,  # None: on when the encoder package is installed
             max_file_mb=max_file_mb,
             workers=workers,
         )
@@ -826,15 +849,14 @@ def search(
     max_file_mb: MaxFileOpt = 512.0,
     include_contents: ContentsOpt = False,
 ) -> None:
-    """Ranked passages for QUERY in PATHS, with file, page and snippet: no reader model needed."""
-    from docqa import DocQA
+    """Ranked chunks for QUERY in PATHS, with file, page and snippet: no reader model needed."""
 
     started = time.perf_counter()
     with errors_to_exit_codes():
-        qa = DocQA(
+        qa = make_qa(
+            dense,
             model=model,
             index=index_dir,
-            dense=None if dense else False,  # None: on when the encoder package is installed
             max_file_mb=max_file_mb,
             include_contents=include_contents,
         )
@@ -848,19 +870,7 @@ def search(
     if as_json:
         payload = {
             "query": query,
-            "hits": [
-                {
-                    "source": h.path,
-                    "page": h.page,
-                    "start": h.start,
-                    "end": h.end,
-                    "score": h.score,
-                    "snippet": h.snippet,
-                    "snippet_start": h.snippet_start,
-                    "snippet_end": h.snippet_end,
-                }
-                for h in hits
-            ],
+            "hits": [h.to_dict() for h in hits],
             "timings": {
                 "index": seconds(indexed_at[0] - started),
                 **index_timings(report),
@@ -877,6 +887,81 @@ def search(
         where = printable(h.path) + (f":{h.page}" if h.page is not None else "")
         out.print(f"[bold]{rank}. {escape(where)}[/]  [dim]score {h.score:.3f}[/]", highlight=False)
         out.print("   " + highlighted_snippet(h.snippet, query), highlight=False)
+
+
+@app.command()
+def serve(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Files or folders to serve (indexed at start).")
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; 127.0.0.1 lets only this machine in.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    model: ModelOpt = None,
+    index_dir: IndexOpt = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="DOCQA_TOKEN",
+            help="Every /v1 request must send 'Authorization: Bearer TOKEN' (the page asks once).",
+        ),
+    ] = None,
+    max_upload_mb: Annotated[
+        float, typer.Option("--max-upload-mb", min=0.001, help="Largest upload, in MB.")
+    ] = 50.0,
+    cors: Annotated[
+        str | None,
+        typer.Option(help="Let pages from this origin call the API (no CORS by default)."),
+    ] = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    dense: DenseOpt = True,
+    allow_pickle: AllowPickleOpt = False,
+    max_file_mb: MaxFileOpt = 512.0,
+) -> None:
+    """Serve the HTTP API (/v1, docs at /docs) and the web page (/) over PATHS and uploads.
+
+    The model loads once; PATHS are indexed at start. Uploads are stored under the index
+    folder. Binds 127.0.0.1 unless --host says otherwise.
+    """
+    try:
+        import uvicorn
+
+        from docqa import create_app
+    except ImportError:
+        raise fail("docqa serve needs its extra: pip install 'docqa[serve]'.", EXIT_INPUT) from None
+    from docqa import check_paths
+
+    with errors_to_exit_codes():
+        qa = make_qa(
+            dense,
+            model=model,
+            device=device,
+            precision=precision,
+            index=index_dir,
+            allow_pickle=allow_pickle,
+            max_file_mb=max_file_mb,
+        )
+        if paths:
+            check_paths(paths)
+        # Loaded here so that a model that cannot load is told as by docqa ask (exit 3).
+        with progress_bar("Loading model"):
+            qa.warm_up()
+        application = create_app(
+            qa, paths or [], token=token, max_upload_mb=max_upload_mb, cors=cors
+        )
+    if host not in ("127.0.0.1", "localhost", "::1") and token is None:
+        err.print(
+            f"[yellow]warning:[/] listening on {escape(host)} without --token: anyone who "
+            "can reach this port can read and upload documents.",
+            highlight=False,
+        )
+    import logging
+
+    # The service's own lines (indexing progress at start) in the same log as uvicorn's.
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    uvicorn.run(application, host=host, port=port, log_level="info")
 
 
 def highlighted_snippet(snippet: str, query: str) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from docqa.index import ingest
-from docqa.index.ingest import IndexedFile, PieceProgress, UpdateProgress, UpdateReport
+from docqa.index.ingest import IndexedFile, UpdateReport
 from docqa.index.search import Corpus, Hit, Searcher
 from docqa.index.store import Store, default_index_dir, rebuild, wrap_db_errors
 from docqa.retrieve import Chunk, DenseEncoder
@@ -112,43 +112,17 @@ class Index:
         self,
         paths: Iterable[str | os.PathLike],
         scheme: ChunkScheme | Callable[[], ChunkScheme] | None = None,
-        *,
-        encoder: DenseEncoder | None = None,
-        password: str | None = None,
-        options=None,
-        progress: UpdateProgress | None = None,
-        follow_outside: bool = False,
-        pieces: PieceProgress | None = None,
-        workers: int | None = None,
-        max_wait: float | None = None,
+        **settings,
     ) -> UpdateReport:
-        """Bring the index up to date with ``paths`` (files and folders, recursively).
+        """Bring the index up to date with ``paths`` (files and folders, recursively): files
+        unchanged since the last update are not read, known contents are not parsed again,
+        and files gone from a folder given are dropped.
 
-        Files whose size and modification time match the index are not read; files whose
-        content hash is already known are not parsed; documents are tokenized once per
-        ``scheme`` (or the scheme a function makes, once parsing has started); with
-        ``encoder``, chunks get dense vectors. Files that disappeared from a folder given here
-        (or a file given here that no longer exists) are dropped.
-
-        ``progress(done, total, path)`` is called after each file; ``pieces(done, total,
-        what)`` during long work inside one file (a large file's text parts, its vectors).
-        ``workers``: processes that parse files (default ``os.cpu_count()``; 1 parses in this
-        process). ``max_wait``: seconds after which no further file is parsed (what is done
-        answers; ``UpdateReport.unread`` counts the rest, read by the next update).
+        ``scheme`` (or a function that makes it) and the keyword ``settings`` (``encoder``,
+        ``password``, ``options``, ``progress``, ``follow_outside``, ``pieces``, ``workers``,
+        ``max_wait``) are those of `docqa.index.ingest.update`, which documents them.
         """
-        return ingest.update(
-            self._store,
-            paths,
-            scheme,
-            encoder=encoder,
-            password=password,
-            options=options,
-            progress=progress,
-            follow_outside=follow_outside,
-            pieces=pieces,
-            workers=workers,
-            max_wait=max_wait,
-        )
+        return ingest.update(self._store, paths, scheme, **settings)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -200,7 +174,8 @@ class Index:
         whole index; only chunks of ``doc_ids`` can be returned, and not those in a table of
         contents or an index unless ``include_contents``.
         """
-        return self._searcher.rank(question, doc_ids, scheme, k, encoder, include_contents)
+        corpus = self._searcher.corpus(scheme, encoder)
+        return self._searcher.rank(question, doc_ids, corpus, k, include_contents)
 
     @wrap_db_errors
     def search(
@@ -214,7 +189,8 @@ class Index:
         include_contents: bool = False,
     ) -> list[Hit]:
         """Ranked chunks with their file, page and best snippet; no reader model involved."""
-        return self._searcher.search(query, doc_ids, scheme, k, encoder, paths, include_contents)
+        corpus = self._searcher.corpus(scheme, encoder)
+        return self._searcher.search(query, doc_ids, corpus, k, paths, include_contents)
 
     # -- for tests: the write lock, and the caches of the reading side ------------------------
 

@@ -74,6 +74,20 @@ class Hit:
     def snippet(self) -> str:
         return self.text[self.snippet_start : self.snippet_end]
 
+    def to_dict(self) -> dict:
+        """The hit as JSON (`docqa search --json`, the HTTP API's ``/v1/search``), defined once."""
+        return {
+            "source": self.path,
+            "doc_id": self.doc_id,
+            "page": self.page,
+            "start": self.start,
+            "end": self.end,
+            "score": self.score,
+            "snippet": self.snippet,
+            "snippet_start": self.snippet_start,
+            "snippet_end": self.snippet_end,
+        }
+
 
 @dataclass
 class Corpus:
@@ -190,25 +204,14 @@ class Searcher:
         return block
 
     def rank(
-        self,
-        question: str,
-        doc_ids: Sequence[int],
-        scheme: ChunkScheme,
-        k: int,
-        encoder: DenseEncoder | None = None,
-        include_contents: bool = False,
+        self, question: str, doc_ids: Sequence[int], corpus: Corpus, k: int, contents: bool
     ) -> list[tuple[Chunk, float]]:
-        """The ``k`` best chunks of documents ``doc_ids`` for ``question``, best first.
-
-        ``Chunk.doc_id`` is the document's id in the index. IDF statistics come from the
-        whole index; only chunks of ``doc_ids`` can be returned, and not those in a table of
-        contents or an index unless ``include_contents``.
-        """
-        corpus = self.corpus(scheme, encoder)
+        """`Index.rank` over ``corpus`` (`corpus`: the chunks of one scheme and encoder);
+        ``contents``: also chunks in tables of contents and indexes."""
         if not len(corpus.chunk_ids):
             return []
         mask = np.isin(corpus.doc_ids, np.asarray(list(doc_ids), dtype=np.int64))
-        if not include_contents:
+        if not contents:
             mask &= ~corpus.furniture
         if not mask.any():
             return []
@@ -228,23 +231,16 @@ class Searcher:
         ]
 
     def search(
-        self,
-        query: str,
-        doc_ids: Sequence[int],
-        scheme: ChunkScheme,
-        k: int = 10,
-        encoder: DenseEncoder | None = None,
-        paths: dict[int, str] | None = None,
-        include_contents: bool = False,
+        self, query: str, doc_ids: Sequence[int], corpus: Corpus, k: int, paths, contents: bool
     ) -> list[Hit]:
-        """Ranked chunks with their file, page and best snippet; no reader model involved."""
+        """`Index.search` over ``corpus``: `rank`, then each chunk's file, page and snippet."""
         from docqa.retrieve import best_snippet
 
         hits: list[Hit] = []
         docs: dict[int, Document] = {}
-        # Neighbouring chunks overlap; rank a few spare ones so that k distinct passages
+        # Neighbouring chunks overlap; rank a few spare ones so that k distinct chunks
         # remain after dropping snippets that overlap one already shown.
-        for chunk, score in self.rank(query, doc_ids, scheme, 3 * k, encoder, include_contents):
+        for chunk, score in self.rank(query, doc_ids, corpus, 3 * k, contents):
             if len(hits) == k:
                 break
             doc = docs.get(chunk.doc_id)
