@@ -94,14 +94,18 @@ def main() -> None:
             [sys.executable, "-m", "mutmut", "run", *SCOPE], cwd=WORKTREE, check=False, env=env
         )
     scores = report()
-    # "no tests": no selected test reaches the mutated function, so nothing could catch it.
-    statuses = ("killed", "timeout", "survived", "no tests")
-    print("| module | " + " | ".join(statuses) + " | total | killed % |")
-    print("|---|" + "---|" * (len(statuses) + 2))
+    # "no tests": no selected test reaches the mutated function, so nothing could catch it;
+    # "not checked": not run yet (a run stopped early), left out of "killed % of checked".
+    statuses = ("killed", "timeout", "survived", "no tests", "not checked")
+    print("| module | " + " | ".join(statuses) + " | total | killed % | killed % of checked |")
+    print("|---|" + "---|" * (len(statuses) + 3))
     for module, counts in [*scores.items(), ("all", sum(scores.values(), Counter()))]:
         total = sum(counts.values())
+        checked = total - counts["not checked"]
         cells = " | ".join(str(counts.get(name, 0)) for name in statuses)
-        print(f"| {module} | {cells} | {total} | {100 * counts['killed'] / max(1, total):.1f} |")
+        share = f"{100 * counts['killed'] / checked:.1f}" if checked else "-"
+        killed = f"{100 * counts['killed'] / max(1, total):.1f}"
+        print(f"| {module} | {cells} | {total} | {killed} | {share} |")
     results = subprocess.run(
         [sys.executable, "-m", "mutmut", "results"], cwd=WORKTREE, capture_output=True, text=True
     ).stdout.splitlines()
@@ -109,6 +113,7 @@ def main() -> None:
         line
         for line in results
         if any(fnmatchcase(line.strip().split(":")[0], pattern) for pattern in SCOPE)
+        and not line.endswith("not checked")
     ]
     print("\nSurvivors (inspect with `mutmut show NAME` in benchmarks/out/mutation):")
     print("\n".join(survivors))
