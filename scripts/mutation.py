@@ -88,8 +88,15 @@ def main() -> None:
     opts = parser.parse_args()
     if not opts.report_only:
         prepare()
-        # The same property-test examples every run (tests/conftest.py), so scores compare.
-        env = {**os.environ, "HYPOTHESIS_PROFILE": "derandomized"}
+        # The same property-test examples every run (tests/conftest.py), so scores compare; and
+        # no thread pools in the process mutmut forks its workers from: with the tokenizers'
+        # and torch's threads running there, forked workers deadlocked (counted as timeouts).
+        env = {
+            **os.environ,
+            "HYPOTHESIS_PROFILE": "derandomized",
+            "TOKENIZERS_PARALLELISM": "false",
+            "OMP_NUM_THREADS": "1",
+        }
         subprocess.run(
             [sys.executable, "-m", "mutmut", "run", *SCOPE], cwd=WORKTREE, check=False, env=env
         )
