@@ -145,3 +145,20 @@ def test_sane_candidates_drop_a_span_across_a_break():
     across = Candidate(0, 10, 30, 5.0, 0.0)
     within = Candidate(0, 0, 9, 4.0, 0.0)
     assert sane_candidates([across, within], text, breaks=[22]) == [within]
+
+
+def test_every_skipped_region_masks_its_starts_not_only_the_last():
+    starts = np.array([0, 4, 5, 9, 10])
+    masked = starts_outside(None, starts, [(0, 1), (9, 11)])
+    assert masked.tolist() == [False, True, True, False, False]
+
+
+def test_a_start_the_max_context_rule_forbids_stays_forbidden_outside_the_regions():
+    allowed = np.array([True, False, True, True, True])
+    masked = starts_outside(allowed, np.array([0, 4, 5, 9, 10]), [(9, 11)])
+    assert masked.tolist() == [True, False, True, False, False]
+
+
+def test_boosts_must_be_one_per_candidate():
+    with pytest.raises(ValueError):
+        rank_candidates([cand(0, 1.0), cand(10, 2.0)], [0.0], boosts=[1.0])
