@@ -491,10 +491,7 @@ class DocQA:
         ... # doctest: +SKIP
         'two years'
         """
-        if top_k < 1:
-            raise InputError("top_k must be at least 1.")
-        if chunks is not None and chunks < 1:
-            raise InputError("chunks must be at least 1.")
+        _check_depth(top_k, chunks)
         check_question(question)
         doc_ids = list(dict.fromkeys(doc_ids))
         if not doc_ids:
@@ -606,10 +603,7 @@ class DocQA:
         By default every window is read. With ``chunks=N`` the retriever ranks the documents'
         question-independent chunks (`docqa.retrieve`) and only the best N are read.
         """
-        if top_k < 1:
-            raise InputError("top_k must be at least 1.")
-        if chunks is not None and chunks < 1:
-            raise InputError("chunks must be at least 1.")
+        _check_depth(top_k, chunks)
         self.warm_up()
         tokenizer = self.reader.tokenizer
         question_ids = tokenize_question(tokenizer, question, self.max_question_len)
@@ -873,6 +867,14 @@ def _shown_paths(report) -> dict[int, str]:
         if f.doc_id is not None:
             shown.setdefault(f.doc_id, f.path)
     return shown
+
+
+def _check_depth(top_k: int, chunks: int | None) -> None:
+    """The answers asked for and the chunks to read, checked before any work."""
+    if top_k < 1:
+        raise InputError("top_k must be at least 1.")
+    if chunks is not None and chunks < 1:
+        raise InputError("chunks must be at least 1.")
 
 
 def _split_sources(sources: Sources) -> tuple[list[Path], list[Document]]:
