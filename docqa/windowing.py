@@ -202,6 +202,9 @@ def tokenize_question(tokenizer, question: str, max_question_len: int) -> list[i
     """Question token ids, cut to ``max_question_len`` with a warning rather than an error."""
     check_question(question)
     ids = fast_backend(tokenizer).encode(question.strip(), add_special_tokens=False).ids
+    if not ids:
+        # Marks alone (a lone combining accent): nothing for the reader to read.
+        raise InputError("The question has no word the model can read.")
     if len(ids) > max_question_len:
         warnings.warn(
             f"The question has {len(ids)} tokens; only the first {max_question_len} are used.",

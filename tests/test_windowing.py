@@ -659,3 +659,95 @@ def test_tokenizer_files_key_changes_with_the_folder_and_its_files(tmp_path):
 def test_tokenizer_files_key_of_a_folder_whose_name_is_not_utf8(tmp_path):
     folder = _tokenizer_folder(tmp_path / os.fsdecode(b"model-\xff"))
     assert re.fullmatch(r"[0-9a-f]{16}", tokenizer_files_key(str(folder)))
+
+
+# --- mutation testing (issue 21): empty arrays keep their integer type; hub names in the cache --
+
+
+def test_token_arrays_stay_int64_when_a_piece_of_the_text_has_no_tokens(tokenizer):
+    """Mutation testing (issue 21): `_encoding_arrays` gave float64 ids for an Encoding with no
+    tokens (np.asarray of an empty list) when it was not told int64; an empty text, or a piece
+    of a long text that is only whitespace, then made the document's ids, and every window cut
+    from them, float64, which a model's embedding layer refuses."""
+    text = "word " + " " * (2 * windowing.PIECE_CHARS) + "word"
+    middle = piece_bounds(text)[1]
+    assert len(piece_bounds(text)) == 3 and not text[middle[0] : middle[1]].strip()
+    tok = tokenize_text(tokenizer, text)
+    assert tok.ids.tolist() == [2773, 2773]  # "word", "word"
+    assert tok.starts.tolist() == tok.word_start.tolist() == [0, len(text) - 4]
+    assert tok.ends.tolist() == tok.word_end.tolist() == [4, len(text)]
+    assert [a.dtype for a in (tok.ids, tok.starts, tok.ends, tok.word_start, tok.word_end)] == [
+        np.int64
+    ] * 5
+    [window] = make_windows(pair_template(tokenizer), [2054], tok, 0, max_seq_len=16, doc_stride=4)
+    assert window.input_ids.tolist() == [101, 2054, 102, 2773, 2773, 102]
+    assert window.input_ids.dtype == np.int64
+    empty = tokenize_text(tokenizer, "")
+    assert [a.dtype for a in (empty.ids, empty.starts, empty.ends)] == [np.int64] * 3
+
+
+def test_windows_stay_int64_when_nothing_comes_before_or_after_the_context(tokenizer):
+    """Mutation testing (issue 21): `make_windows` built its head (special tokens and question
+    before the context) and tail (after it) with np.asarray; an empty one came out float64
+    unless told int64, and made the whole window's ids or token types float64. Empty heads and
+    tails are layouts `pair_template` learns (`test_pair_template_learns_any_layout`): XLNet's
+    ``q c <cls>`` with a question of no tokens (`make_windows` takes any token list;
+    `tokenize_question` now refuses a question of marks alone), and a pair with nothing after
+    the context."""
+    text = tokenize_text(tokenizer, "unaffable cats")
+    cls_last = PairTemplate((), (), (101,), 0, 1, 0, 2, 0)
+    [window] = make_windows(cls_last, [], text, 0, max_seq_len=16, doc_stride=2)
+    assert window.input_ids.tolist() == [14477, 20961, 3468, 8870, 101]
+    assert window.token_type_ids.tolist() == [1, 1, 1, 1, 2]
+    assert window.context_offset == 0
+    assert window.input_ids.dtype == window.token_type_ids.dtype == np.int64
+    no_suffix = PairTemplate((101,), (102,), (), 0, 1, 0, 1, 0)
+    [window] = make_windows(no_suffix, [2054], text, 0, max_seq_len=16, doc_stride=2)
+    assert window.input_ids.tolist() == [101, 2054, 102, 14477, 20961, 3468, 8870]
+    assert window.token_type_ids.tolist() == [0, 0, 0, 1, 1, 1, 1]
+    assert window.input_ids.dtype == window.token_type_ids.dtype == np.int64
+
+
+def _hub_snapshot(cache: Path, repo_id: str, revision: str = "0123abcd") -> Path:
+    """``repo_id``'s tokenizer files as a download leaves them in a Hugging Face cache: a
+    snapshot folder per revision, and refs/main naming the revision."""
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    return _tokenizer_folder(repo / "snapshots" / revision)
+
+
+def test_a_hub_name_in_the_cache_is_keyed_and_checked_by_its_snapshot_folder(tmp_path, monkeypatch):
+    """Mutation testing (issue 21): `_model_folder` finds a hub name's files in its snapshot in
+    the Hugging Face cache. Looking up another name (None), or taking the name for a folder,
+    found none: `tokenizer_files_key` was None (so the index never remembered that tokenizer's
+    chunk scheme, and every search loaded the tokenizer), and a cached tokenizer that asks for
+    its own code was not refused with docqa's sentence before transformers saw it."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.chdir(tmp_path)  # no folder here is named like the model
+    snapshot = _hub_snapshot(tmp_path / "hub", "someone/tiny-reader")
+    key = tokenizer_files_key("someone/tiny-reader")
+    assert re.fullmatch(r"[0-9a-f]{16}", key)
+    assert key == tokenizer_files_key(str(snapshot))
+    config = snapshot / "tokenizer_config.json"
+    options = json.loads(config.read_text())
+    options["auto_map"] = {"AutoTokenizer": ["tok.Tok", None]}
+    config.write_text(json.dumps(options))
+    with pytest.raises(ModelLoadError) as caught:
+        load_tokenizer("someone/tiny-reader")
+    assert f"{snapshot} asks for its own code (auto_map in tokenizer_config.json)" in str(
+        caught.value
+    )
+
+
+def test_a_question_of_marks_alone_is_refused_not_read_as_no_question(tokenizer):
+    """A lone combining accent passes the empty-question check but has no token: the reader
+    would read windows with no question in them."""
+    from docqa.errors import InputError
+    from docqa.windowing import tokenize_question
+
+    with pytest.raises(InputError, match="no word"):
+        tokenize_question(tokenizer, "\u0301", 64)
+    assert tokenize_question(tokenizer, "caf\u00e9?", 64)
