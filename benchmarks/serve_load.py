@@ -4,12 +4,14 @@
 The server is a separate process (``python -m docqa serve``), as people run it; the clients
 are asyncio tasks over one httpx connection pool in this process, each asking the next
 question as soon as its last answer came back (closed loop). For each client count it prints
-requests/s, p50/p95/p99 latency and errors (must be 0). Then this process loads the same model
+requests/s, p50/p95/p99 latency and errors (must be 0), once for each ``--batch-windows``
+(0: every request reads its own question, the baseline; the ratio column compares each
+setting's requests/s with it at the same client count). Then this process loads the same model
 and asks the same questions through the Python API, one at a time: `DocQA.ask_indexed` (what
 the service does per request) and `DocQA.ask` (which also checks the files for changes). The
 ratio of the service's p50 at one client to the API's is the service's overhead.
 
-    python benchmarks/serve_load.py                                   # 10 and 50 clients, 30 s
+    python benchmarks/serve_load.py                                   # 1, 10, 50 clients, 30 s
     python benchmarks/serve_load.py --seconds 10 --clients 2 --json  # a quick check
 """
 
@@ -61,9 +63,10 @@ def summary(latencies: list[float], errors: int, seconds: float) -> dict:
     }
 
 
-def start_server(args, index: Path, port: int) -> subprocess.Popen:
+def start_server(args, index: Path, port: int, batch_windows: int) -> subprocess.Popen:
     command = [sys.executable, "-m", "docqa", "serve", *map(str, args.docs)]
     command += ["--host", "127.0.0.1", "--port", str(port), "--index", str(index)]
+    command += ["--batch-windows", str(batch_windows)]
     if args.model:
         command += ["--model", args.model]
     if not args.dense:
@@ -158,6 +161,13 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--port", type=int, default=0, help="default: a free port")
     parser.add_argument("--dense", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--batch-windows",
+        nargs="+",
+        type=int,
+        default=[0, 100],
+        help="serve with each (0: every request reads alone, the baseline)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if 1 not in args.clients:
@@ -172,23 +182,27 @@ def main() -> None:
     url = f"http://127.0.0.1:{args.port}"
     with tempfile.TemporaryDirectory(prefix="docqa-serve-load-") as tmp:
         index = Path(tmp) / "index"
-        server = start_server(args, index, args.port)
-        try:
-            wait_ready(url, server, timeout=600)
-            # One question first, not timed: the first one builds the retriever's caches.
-            import httpx
-
-            httpx.post(url + "/v1/ask", json={"question": QUESTIONS[0]}, timeout=600)
-            runs = [asyncio.run(load(url, n, args.seconds, args.top_k)) for n in args.clients]
-        finally:
-            server.terminate()
+        runs = []
+        for batch_windows in args.batch_windows:
+            server = start_server(args, index, args.port, batch_windows)
             try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+                wait_ready(url, server, timeout=600)
+                # One question first, not timed: the first one builds the retriever's caches.
+                import httpx
+
+                httpx.post(url + "/v1/ask", json={"question": QUESTIONS[0]}, timeout=600)
+                for n in args.clients:
+                    run = asyncio.run(load(url, n, args.seconds, args.top_k))
+                    runs.append({"batch_windows": batch_windows, **run})
+            finally:
+                server.terminate()
+                try:
+                    server.wait(30)
+                except subprocess.TimeoutExpired:
+                    server.kill()
         api = python_api(args, index, args.seconds)
 
-    one = next(r for r in runs if r["clients"] == 1)
+    one = next(r for r in runs if r["clients"] == 1 and r["batch_windows"] == 0)
     overhead = (
         one["p50_ms"] / api["ask_indexed"]["p50_ms"] if api["ask_indexed"]["p50_ms"] else None
     )
@@ -205,18 +219,24 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, indent=1))
         return
-    print(f"{'clients':>8} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    header = ["batch", "clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"]
+    print(" ".join(f"{h:>8}" for h in header) + "   req/s vs batch 0")
+    baseline = {r["clients"]: r["requests_per_s"] for r in runs if r["batch_windows"] == 0}
     for r in runs:
-        print(
-            f"{r['clients']:>8} {r['requests_per_s']:>8} {r['p50_ms']:>8} {r['p95_ms']:>8} "
-            f"{r['p99_ms']:>8} {r['errors']:>7}"
-        )
+        base = baseline.get(r["clients"])
+        ratio = f"{r['requests_per_s'] / base:.2f}x" if base else ""
+        cells = [r["batch_windows"], r["clients"], r["requests_per_s"], r["p50_ms"]]
+        cells += [r["p95_ms"], r["p99_ms"], r["errors"]]
+        print(" ".join(f"{c:>8}" for c in cells) + f"   {ratio}")
     for name, r in api.items():
         print(
             f"python {name:>12}: {r['requests_per_s']} q/s, p50 {r['p50_ms']} ms, "
             f"p95 {r['p95_ms']} ms"
         )
-    print(f"service p50 at one client / ask_indexed p50: {result['overhead_p50_one_client']}")
+    print(
+        "service p50 at one client (batch 0) / ask_indexed p50: "
+        f"{result['overhead_p50_one_client']}"
+    )
 
 
 if __name__ == "__main__":

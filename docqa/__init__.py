@@ -8,9 +8,9 @@
 
 from typing import TYPE_CHECKING
 
-from docqa.api import DEFAULT_CHUNKS, Decoding, DocQA, Retrieval, check_paths
+from docqa.api import DEFAULT_CHUNKS, Decoding, DocQA, Reading, Retrieval, check_paths
 from docqa.errors import DocQAError, InputError, LoaderError, ModelLoadError, NoDocumentsError
-from docqa.evaluate import DocsEvalReport, EvalReport, evaluate, evaluate_docs
+from docqa.evaluate import DocsEvalReport, EvalReport, evaluate, evaluate_docs, read_questions
 from docqa.highlight import highlight_pdf
 from docqa.loaders import LoadResult, load, load_paths, supported_suffixes
 from docqa.retrieve import highlight_terms
@@ -21,15 +21,21 @@ from docqa.windowing import WindowSpec
 
 if TYPE_CHECKING:
     from docqa.index import Hit, Index, UpdateReport
+    from docqa.scale import BuildReport, LanceCorpus, batch_answers, build_corpus
     from docqa.serve import create_app
 
 # The persistent index's names load on first use: `import docqa` need not open SQLite.
-# `create_app` needs the serve extra (FastAPI): `import docqa` never imports it.
+# `create_app` needs the serve extra (FastAPI), the corpus names the scale extra (Ray,
+# LanceDB, loaded only when called): `import docqa` never imports them.
 _LAZY = {
     "Hit": "docqa.index",
     "Index": "docqa.index",
     "UpdateReport": "docqa.index",
     "create_app": "docqa.serve",
+    "BuildReport": "docqa.scale",
+    "LanceCorpus": "docqa.scale",
+    "batch_answers": "docqa.scale",
+    "build_corpus": "docqa.scale",
 }
 
 
@@ -51,6 +57,7 @@ __all__ = [
     "DEFAULT_CHUNKS",
     "EVAL_LEVELS",
     "Answer",
+    "BuildReport",
     "Decoding",
     "DocQA",
     "DocQAError",
@@ -61,18 +68,22 @@ __all__ = [
     "Hit",
     "Index",
     "InputError",
+    "LanceCorpus",
     "LoadResult",
     "LoaderError",
     "ModelLoadError",
     "NoDocumentsError",
     "Page",
     "Prediction",
+    "Reading",
     "Region",
     "Retrieval",
     "Section",
     "TrainConfig",
     "UpdateReport",
     "WindowSpec",
+    "batch_answers",
+    "build_corpus",
     "check_paths",
     "create_app",
     "evaluate",
@@ -81,6 +92,7 @@ __all__ = [
     "highlight_terms",
     "load",
     "load_paths",
+    "read_questions",
     "supported_suffixes",
     "train",
 ]

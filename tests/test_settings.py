@@ -203,6 +203,7 @@ def test_the_window_shape_is_written_only_in_windowing():
 DIFFERENT_MEANINGS = {
     "--level": "eval: where a question is asked; train: where training windows are cut",
     "--limit": "eval: first N questions; train: first N articles",
+    "--out": "train: the folder of the trained reader; batch: the answers file",
 }
 
 

@@ -11,9 +11,10 @@ How it behaves:
 * The model loads once, in the lifespan, and the folders given are indexed there (progress in
   the log) before the first request is taken.
 * Questions are answered in worker threads (``run_in_threadpool``), so the event loop never
-  waits on the reader; they read the index as it stands (`DocQA.ask_indexed`), so an upload
+  waits on the reader; they read the index as it stands (`DocQA.plan_indexed`), so an upload
   being indexed (under the index's write lock) never holds up a question about files already
-  indexed.
+  indexed. Questions that arrive together are read in one batch by one reader thread
+  (`docqa.serve.batch`).
 * Uploads are limited in size (413) and to docqa's file types (415), stored under the index
   folder in ``uploads/`` (mode 0700) under generated names; the client's file name is kept
   only as the name shown, never used as a path.
@@ -59,6 +60,7 @@ from docqa import (
     NoDocumentsError,
     supported_suffixes,
 )
+from docqa.serve.batch import BATCH_WINDOWS, ReadBatcher
 
 log = logging.getLogger("docqa.serve")
 
@@ -139,8 +141,17 @@ class ServedFile:
 class Service:
     """What the app holds: the `DocQA`, the files it serves, and the uploads folder."""
 
-    def __init__(self, qa: DocQA, paths: Sequence[str | os.PathLike], upload_dir: Path | None):
+    def __init__(
+        self,
+        qa: DocQA,
+        paths: Sequence[str | os.PathLike],
+        upload_dir: Path | None,
+        batch_windows: int = BATCH_WINDOWS,
+    ):
         self.qa = qa
+        self.batch_windows = batch_windows
+        # Made at start; None: each request reads its own question (``batch_windows=0``).
+        self.batcher: ReadBatcher | None = None
         self.paths = [Path(p) for p in paths]
         self.upload_dir = upload_dir
         self.files: dict[str, ServedFile] = {}  # by absolute path
@@ -160,6 +171,8 @@ class Service:
     def start(self) -> None:
         """Load the model, make the uploads folder, index the folders given and the uploads."""
         uploads = self.uploads()
+        if self.batch_windows > 0:
+            self.batcher = ReadBatcher(self.qa.read, self.batch_windows)
         try:
             self.qa.warm_up()
         except ModelLoadError as exc:
@@ -284,9 +297,13 @@ class Service:
         chunks = body.chunks if body.chunks is not None else body.windows
         depth = None if body.exhaustive else (chunks or self.qa.retrieval.chunks)
         started = time.perf_counter()
-        prediction = self.qa.ask_indexed(
+        reading = self.qa.plan_indexed(
             body.question, ids, body.top_k, depth, sources=self.names_by_id()
         )
+        if self.batcher is None:
+            prediction = self.qa.read([reading])[0]
+        else:
+            prediction = self.batcher.read(reading)
         answers = [
             {**a.to_dict(), "doc_id": self.doc_id_of(a.document)} for a in prediction.answers
         ]
@@ -391,9 +408,12 @@ def create_app(
     max_upload_mb: float = 50.0,
     cors: str | None = None,
     upload_dir: str | os.PathLike | None = None,
+    batch_windows: int = BATCH_WINDOWS,
 ) -> FastAPI:
     """The ASGI app serving ``qa`` over ``paths`` (files and folders, indexed at start) and
     the files uploaded to it (under ``upload_dir``, default ``uploads/`` in the index folder).
+    Questions that arrive together are read in one batch of up to ``batch_windows`` windows
+    (`ReadBatcher`; 0: each request reads alone).
 
     >>> import uvicorn  # doctest: +SKIP
     >>> uvicorn.run(create_app(DocQA(), ["manuals/"], token="s3cret"), port=8000)  # doctest: +SKIP
@@ -404,7 +424,11 @@ def create_app(
         raise InputError("The token is empty.")
     if not max_upload_mb > 0:
         raise InputError("max_upload_mb must be positive.")
-    service = Service(qa, paths, Path(upload_dir) if upload_dir is not None else None)
+    if batch_windows < 0:
+        raise InputError("batch_windows must be 0 (no batching) or more.")
+    service = Service(
+        qa, paths, Path(upload_dir) if upload_dir is not None else None, batch_windows
+    )
     limit = int(max_upload_mb * 1024 * 1024)
     allowed = set(supported_suffixes())
 
@@ -412,6 +436,8 @@ def create_app(
     async def lifespan(app: FastAPI):
         await run_in_threadpool(service.start)
         yield
+        if service.batcher is not None:
+            service.batcher.close()
         if service.index is not None:
             service.index.close()
 
@@ -510,7 +536,8 @@ def create_app(
 
     @app.get("/v1/info", dependencies=v1, tags=["service"])
     async def info() -> dict:
-        """The model, its device and precision, and the index: folder, files, documents, size."""
+        """The model, its device and precision, the index (folder, files, documents, size) and
+        how questions were batched."""
         reader = qa.reader
         index_bytes = None
         with contextlib.suppress(OSError):
@@ -528,6 +555,12 @@ def create_app(
             "max_upload_mb": max_upload_mb,
             "suffixes": sorted(allowed),
             "chunks": qa.retrieval.chunks,
+            # How questions were read: ``questions`` over ``batches`` is the mean batch.
+            "reads": {
+                "batch_windows": service.batch_windows,
+                "batches": service.batcher.batches if service.batcher else None,
+                "questions": service.batcher.questions if service.batcher else None,
+            },
         }
 
     @app.post("/v1/ask", dependencies=v1, tags=["questions"])

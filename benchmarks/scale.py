@@ -1,0 +1,222 @@
+"""Beyond one machine (issue 20): throughput of the Ray/Lance path against the local one, and
+whether it gives the same answers.
+
+Throughput (default): the three shared manuals built into a Lance corpus by 1 and by 2 Ray
+workers, beside the local index of the same files (its parse pool on every core), all in this
+run; then the manual questions answered by a Ray batch with 1 and 2 reader actors, beside the
+local path asking them one at a time. Ratios: 2 workers / 1 worker (the target is ≥ 1.7× on
+2 cores), and each path against the local one.
+
+Agreement (``--agreement``): the same questions through both paths, their answers compared
+(same text after SQuAD normalisation) and scored: SQuAD dev-part at document level (each
+question asked of its own article, ``--per-article`` questions each) and the manual questions
+(``--split``). The local path is shown twice: as shipped (BM25 fused with dense vectors) and
+with BM25 alone, which is what a corpus ranks by.
+
+    python benchmarks/scale.py                       # throughput
+    python benchmarks/scale.py --agreement --json    # answers, both paths
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared"
+MANUALS = SHARED / "corpus" / "manuals"
+SQUAD = SHARED / "data" / "squad" / "dev-v1.1-part.json"
+MANUAL_QUESTIONS = ROOT / "benchmarks" / "data" / "manualqa-shared.jsonl"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def timed(func):
+    started = time.perf_counter()
+    value = func()
+    return value, time.perf_counter() - started
+
+
+def throughput(args, tmp: Path) -> dict:
+    import ray
+
+    from docqa import DocQA
+    from docqa.evaluate import read_questions
+    from docqa.scale import LanceCorpus, batch_answers, build_corpus
+
+    questions = [q.question for q in read_questions(MANUAL_QUESTIONS, args.split)]
+    questions = questions[: args.questions]
+    log("local index of the manuals")
+    local = DocQA(index=tmp / "index", dense=False)
+    report, local_build = timed(lambda: local.index([MANUALS]))
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    runs = {"local": {"build_s": local_build}}
+    pages = 0
+    for workers in (1, 2):
+        log(f"Ray build, {workers} worker(s)")
+        uri = str(tmp / f"corpus-{workers}")
+        _, seconds = timed(lambda uri=uri, w=workers: build_corpus(uri, [MANUALS], workers=w))
+        runs[f"ray-{workers}"] = {"build_s": seconds}
+        corpus = LanceCorpus(uri)
+        pages = sum(len(corpus.document(d).pages) for d in corpus.doc_ids())
+    log(f"local questions ({len(questions)})")
+    local.warm_up()
+    ids = report.doc_ids
+    _, runs["local"]["ask_s"] = timed(
+        lambda: [local.ask_indexed(q, ids, chunks=args.chunks) for q in questions]
+    )
+    for workers in (1, 2):
+        log(f"Ray batch, {workers} reader(s)")
+        _, seconds = timed(
+            lambda w=workers: batch_answers(
+                str(tmp / "corpus-2"), questions, chunks=args.chunks, workers=w
+            )
+        )
+        runs[f"ray-{workers}"]["ask_s"] = seconds
+    ray.shutdown()
+    for run in runs.values():
+        run["pages_per_s"] = round(pages / run["build_s"], 2)
+        run["questions_per_s"] = round(len(questions) / run["ask_s"], 3)
+    return {
+        "pages": pages,
+        "questions": len(questions),
+        "runs": runs,
+        "scaling_2_over_1": {
+            "build": round(runs["ray-1"]["build_s"] / runs["ray-2"]["build_s"], 2),
+            "batch": round(runs["ray-1"]["ask_s"] / runs["ray-2"]["ask_s"], 2),
+        },
+    }
+
+
+def agreement(args, tmp: Path) -> dict:
+    from docqa import DocQA
+    from docqa.evaluate import read_questions
+    from docqa.metrics import normalize_answer, question_scores
+    from docqa.scale import LanceCorpus, build_corpus
+    from docqa.squad import per_article, read_squad
+
+    # SQuAD articles as text files, one per article, asked one article at a time.
+    articles = per_article(read_squad(SQUAD), args.per_article)
+    folder = tmp / "articles"
+    folder.mkdir()
+    asked = []  # (path, question, answers)
+    for i, article in enumerate(articles):
+        path = folder / f"article-{i:02d}.txt"
+        path.write_text("\n\n".join(article.paragraphs), encoding="utf-8")
+        asked += [(path, q.question, q.answers) for q in article.questions if q.answers]
+    manual = [
+        (MANUALS / q.file if q.file else MANUALS, q.question, q.answers)
+        for q in read_questions(MANUAL_QUESTIONS, args.split)
+    ]
+    results = {}
+    for name, questions, sources in (
+        ("squad-document", asked, [folder]),
+        ("manuals", manual, [MANUALS]),
+    ):
+        uri = str(tmp / f"corpus-{name}")
+        log(f"{name}: building the corpus")
+        build_corpus(uri, sources)
+        corpus_qa = DocQA(corpus=uri)
+        corpus = LanceCorpus(uri)
+        by_path = {Path(corpus.document(d).source): d for d in corpus.doc_ids()}
+        paths = {
+            "local": DocQA(index=tmp / f"ix-{name}"),
+            "local-bm25": DocQA(index=tmp / f"ix-{name}-bm25", dense=False),
+        }
+        answers: dict[str, list[str]] = {key: [] for key in (*paths, "corpus")}
+        scores: dict[str, list[tuple[int, float]]] = {key: [] for key in answers}
+        for n, (source, question, gold) in enumerate(questions, 1):
+            for key, qa in paths.items():
+                found = qa.ask(question, source, chunks=args.chunks)
+                answers[key].append(found[0].text if found else "")
+            if source.is_dir():
+                found = corpus_qa.ask(question, chunks=args.chunks)
+            else:
+                prediction = corpus_qa.ask_indexed(
+                    question, [by_path[source.resolve()]], chunks=args.chunks
+                )
+                found = list(prediction.answers)
+            answers["corpus"].append(found[0].text if found else "")
+            for key in answers:
+                scores[key].append(question_scores(answers[key][-1], gold))
+            if n % 25 == 0:
+                log(f"{name}: {n}/{len(questions)}")
+        same = {
+            key: sum(
+                normalize_answer(a) == normalize_answer(b)
+                for a, b in zip(answers[key], answers["corpus"], strict=True)
+            )
+            for key in paths
+        }
+        results[name] = {
+            "questions": len(questions),
+            "agreement_with_corpus": {
+                key: round(100 * count / len(questions), 2) for key, count in same.items()
+            },
+            "exact": {
+                key: round(100 * sum(e for e, _ in s) / len(s), 2) for key, s in scores.items()
+            },
+            "f1": {key: round(100 * sum(f for _, f in s) / len(s), 2) for key, s in scores.items()},
+        }
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--agreement", action="store_true", help="compare answers instead")
+    parser.add_argument("--questions", type=int, default=58, help="manual questions timed")
+    parser.add_argument("--split", default="dev", help="manual questions' split")
+    parser.add_argument("--per-article", type=int, default=13)
+    parser.add_argument("--chunks", type=int, default=10)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    with tempfile.TemporaryDirectory(prefix="docqa-scale-") as tmp:
+        measured = (agreement if args.agreement else throughput)(args, Path(tmp))
+    result = {
+        "benchmark": "scale-agreement" if args.agreement else "scale-throughput",
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        **measured,
+    }
+    print(json.dumps(result, indent=1) if args.json else report(result))
+
+
+def report(result: dict) -> str:
+    if result["benchmark"] == "scale-agreement":
+        lines = ["| questions | path | agrees with corpus | EM | F1 |", "|---|---|---|---|---|"]
+        for name, r in result.items():
+            if not isinstance(r, dict) or "exact" not in r:
+                continue
+            for key in r["exact"]:
+                agree = r["agreement_with_corpus"].get(key, "—")
+                lines.append(
+                    f"| {name} ({r['questions']}) | {key} | {agree} | {r['exact'][key]} | "
+                    f"{r['f1'][key]} |"
+                )
+        return "\n".join(lines)
+    lines = [
+        f"{result['pages']} pages, {result['questions']} questions",
+        "| path | build s | pages/s | batch s | questions/s |",
+        "|---|---|---|---|---|",
+    ]
+    for key, run in result["runs"].items():
+        lines.append(
+            f"| {key} | {run['build_s']:.1f} | {run['pages_per_s']} | {run['ask_s']:.1f} | "
+            f"{run['questions_per_s']} |"
+        )
+    s = result["scaling_2_over_1"]
+    lines.append(f"2 workers / 1 worker: build {s['build']}x, batch {s['batch']}x")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,395 @@
+"""A corpus at scale: documents, their chunks and tokens in Lance tables (LanceDB).
+
+The store is a folder or an object-store prefix (``s3://bucket/corpus``; credentials and
+endpoint from the usual ``AWS_*`` environment variables), queried from any machine without a
+server. Four tables:
+
+* ``files``: one row per file built in: path, content hash, loader status, document id. A
+  file's row is written last, after its document and chunks, so a file without one was not
+  finished and is built again (its partial rows are replaced).
+* ``documents``: the loader's `Document` (text, pages, sections, regions as JSON) and its
+  reader tokens, packed as in the local index.
+* ``chunks``: one row per chunk (the same chunks as the local index cuts), its text under a
+  full-text (BM25) index, and whether it lies in a contents or index region.
+* ``meta``: the chunk scheme the corpus was cut with.
+
+`LanceCorpus` answers the calls `DocQA` makes of its local index when planning a question
+(``document``, ``tokens``, ``tokenized``, ``rank``), so the reading side is the same code.
+Ranking is Lance's BM25 over the chunks (English stemming and stop words, as docqa's own
+BM25); its scores differ slightly from bm25s' (README, "Beyond one machine").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from docqa.errors import InputError
+from docqa.retrieve import Chunk
+from docqa.types import Document, Page, Region, Section
+from docqa.windowing import ChunkScheme, TokenizedText
+
+#: Documents kept decoded in memory by one `LanceCorpus` (a question reads a few).
+CACHED_DOCUMENTS = 16
+
+
+def lance_modules():
+    """``(lancedb, pyarrow)``, or an `InputError` saying how to install them."""
+    try:
+        import lancedb
+        import pyarrow
+    except ImportError:
+        raise InputError("A corpus needs the scale extra: pip install 'docqa[scale]'.") from None
+    return lancedb, pyarrow
+
+
+def document_id(path: str, sha256: str) -> int:
+    """A file's document id: the same on every machine that builds it, without coordination
+    (63 bits of a hash of its path and content)."""
+    digest = hashlib.sha256(f"{path}\0{sha256}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+@dataclass(frozen=True)
+class FileRow:
+    """What the corpus knows of one file."""
+
+    path: str
+    sha256: str
+    state: str
+    reason: str
+    doc_id: int | None
+
+
+@dataclass(frozen=True)
+class BuiltFile:
+    """One file as a build task made it, ready to be written: its row and, when it was read,
+    its document (with tokens) and chunks."""
+
+    file: FileRow
+    document: Document | None = None
+    tokens: TokenizedText | None = None
+    chunks: Sequence[Chunk] = ()
+    skipped: Sequence[bool] = ()
+
+
+def _schemas(pa):
+    return {
+        "files": pa.schema(
+            [
+                ("path", pa.string()),
+                ("sha256", pa.string()),
+                ("state", pa.string()),
+                ("reason", pa.string()),
+                ("doc_id", pa.int64()),
+            ]
+        ),
+        "documents": pa.schema(
+            [
+                ("doc_id", pa.int64()),
+                ("source", pa.string()),
+                ("sha256", pa.string()),
+                ("text", pa.large_string()),
+                ("layout", pa.string()),  # pages, sections, regions, meta as JSON
+                ("n_tokens", pa.int64()),
+                ("tokens", pa.large_binary()),
+            ]
+        ),
+        "chunks": pa.schema(
+            [
+                ("doc_id", pa.int64()),
+                ("ordinal", pa.int32()),
+                ("token_start", pa.int64()),
+                ("token_end", pa.int64()),
+                ("start", pa.int64()),
+                ("end", pa.int64()),
+                ("text", pa.string()),
+                ("skipped", pa.bool_()),
+            ]
+        ),
+        "meta": pa.schema([("key", pa.string()), ("value", pa.string())]),
+    }
+
+
+def _layout(doc: Document) -> str:
+    return json.dumps(
+        {
+            "pages": [[p.number, p.start, p.end] for p in doc.pages],
+            "sections": [[s.title, s.start] for s in doc.sections],
+            "regions": [[r.start, r.end, r.role] for r in doc.regions],
+            "meta": doc.meta,
+        }
+    )
+
+
+def pack(tokens: TokenizedText) -> bytes:
+    return (
+        np.stack([tokens.ids, tokens.starts, tokens.ends, tokens.word_start, tokens.word_end])
+        .astype("<i8")
+        .tobytes()
+    )
+
+
+def unpack(n: int, data: bytes, lo: int = 0, hi: int | None = None) -> TokenizedText:
+    block = np.frombuffer(data, dtype="<i8").reshape(5, n)[:, lo:hi]
+    return TokenizedText(*(np.array(row) for row in block))
+
+
+def _quoted(values: Iterable[int]) -> str:
+    return ",".join(str(int(v)) for v in values)
+
+
+def _strings(values: Iterable[str]) -> str:
+    """SQL string literals for a Lance filter (quotes doubled)."""
+    return ",".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+class LanceCorpus:
+    """A Lance corpus at ``uri`` (a folder or ``s3://...``), opened for reading and writing.
+
+    ``create=True`` makes the tables when they are missing (building); otherwise a missing
+    corpus is an `InputError`.
+    """
+
+    def __init__(self, uri: str, create: bool = False):
+        lancedb, pa = lance_modules()
+        self.uri = str(uri)
+        self._pa = pa
+        self._schemas = _schemas(pa)
+        try:
+            self._db = lancedb.connect(self.uri)
+            names = set(self._table_names())
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise InputError(f"Cannot open the corpus at {self.uri}: {exc}") from exc
+        if not create and "chunks" not in names:
+            raise InputError(f"There is no docqa corpus at {self.uri}; build one first.")
+        self._tables = {}
+        for name, schema in self._schemas.items():
+            if name in names:
+                self._tables[name] = self._db.open_table(name)
+            else:
+                self._tables[name] = self._db.create_table(name, schema=schema)
+        self._lock = threading.Lock()
+        self._doc_ids: list[int] | None = None  # read once: a reader sees the corpus it opened
+        self._documents: OrderedDict[int, tuple[Document, int, bytes]] = OrderedDict()
+
+    def table(self, name: str):
+        """The LanceDB table ``name`` (``files``, ``documents``, ``chunks``, ``meta``), to read
+        with LanceDB directly (``.to_arrow()``, ``.count_rows()``, ``.search(...)``)."""
+        return self._tables[name]
+
+    def _table_names(self) -> list[str]:
+        listed = self._db.list_tables()
+        return list(getattr(listed, "tables", listed))
+
+    # -- building ------------------------------------------------------------------------------
+
+    def files(self) -> dict[str, FileRow]:
+        """Every file built in, by path."""
+        rows = self._tables["files"].to_arrow().to_pylist()
+        return {r["path"]: FileRow(**r) for r in rows}
+
+    def scheme_key(self) -> str | None:
+        rows = self._tables["meta"].search().where("key = 'scheme'").to_list()
+        return rows[0]["value"] if rows else None
+
+    def set_scheme(self, scheme: ChunkScheme) -> None:
+        """Record the scheme the chunks are cut with; a corpus holds one scheme only."""
+        known = self.scheme_key()
+        if known is None:
+            self._tables["meta"].add([{"key": "scheme", "value": scheme.key}])
+        elif known != scheme.key:
+            raise InputError(
+                f"The corpus at {self.uri} was cut for another reader or window shape; "
+                "build it with the same --model and window options, or into a new URI."
+            )
+
+    def remove(self, doc_ids: Sequence[int], paths: Sequence[str]) -> None:
+        """Delete documents ``doc_ids`` (with their chunks) and the rows of files ``paths``."""
+        for start in range(0, len(doc_ids), 500):
+            ids = _quoted(doc_ids[start : start + 500])
+            self._tables["chunks"].delete(f"doc_id IN ({ids})")
+            self._tables["documents"].delete(f"doc_id IN ({ids})")
+        for start in range(0, len(paths), 500):
+            names = ",".join("'" + p.replace("'", "''") + "'" for p in paths[start : start + 500])
+            self._tables["files"].delete(f"path IN ({names})")
+
+    def write(self, built: Sequence[BuiltFile]) -> None:
+        """Write files made by build tasks: documents and chunks first, the files' rows last,
+        so that a file whose row is present is complete. Rows a killed build left for these
+        files (or their older versions) are replaced."""
+        if not built:
+            return
+        self._doc_ids = None
+        paths = [b.file.path for b in built]
+        # The files' earlier versions, and what a killed build left of these very versions.
+        earlier = [
+            int(r["doc_id"])
+            for start in range(0, len(paths), 500)
+            for r in self._tables["documents"]
+            .search()
+            .where(f"source IN ({_strings(paths[start : start + 500])})")
+            .select(["doc_id"])
+            .limit(None)
+            .to_list()
+        ]
+        new = [b.file.doc_id for b in built if b.file.doc_id is not None]
+        self.remove(sorted(set(earlier) | set(new)), paths)
+        documents, chunks = [], []
+        for b in built:
+            if b.document is None or b.tokens is None:
+                continue
+            doc_id = b.file.doc_id
+            documents.append(
+                {
+                    "doc_id": doc_id,
+                    "source": b.file.path,
+                    "sha256": b.file.sha256,
+                    "text": b.document.text,
+                    "layout": _layout(b.document),
+                    "n_tokens": len(b.tokens),
+                    "tokens": pack(b.tokens),
+                }
+            )
+            for ordinal, (c, skipped) in enumerate(zip(b.chunks, b.skipped, strict=True)):
+                chunks.append(
+                    {
+                        "doc_id": doc_id,
+                        "ordinal": ordinal,
+                        "token_start": c.token_start,
+                        "token_end": c.token_end,
+                        "start": c.start,
+                        "end": c.end,
+                        "text": b.document.text[c.start : c.end],
+                        "skipped": bool(skipped),
+                    }
+                )
+        pa = self._pa
+        if documents:
+            self._tables["documents"].add(
+                pa.Table.from_pylist(documents, schema=self._schemas["documents"])
+            )
+        if chunks:
+            self._tables["chunks"].add(pa.Table.from_pylist(chunks, schema=self._schemas["chunks"]))
+        files = [vars(b.file) for b in built]
+        self._tables["files"].add(pa.Table.from_pylist(files, schema=self._schemas["files"]))
+
+    def finish(self) -> None:
+        """Build the full-text index over every chunk and compact the tables' fragments."""
+        from lancedb.index import FTS
+
+        chunks = self._tables["chunks"]
+        if chunks.count_rows():
+            chunks.create_index(
+                "text",
+                config=FTS(
+                    stem=True, remove_stop_words=True, language="English", with_position=False
+                ),
+                replace=True,
+            )
+        for table in self._tables.values():
+            table.optimize()
+
+    # -- reading (what `DocQA` asks of an index) -----------------------------------------------
+
+    def doc_ids(self) -> list[int]:
+        """The ids of every document that answers (files read successfully), as of the first
+        call: a build running meanwhile is seen by a corpus opened after it."""
+        if self._doc_ids is None:
+            query = self._tables["files"].search().where("state = 'ok'").select(["doc_id"])
+            self._doc_ids = sorted({int(r["doc_id"]) for r in query.limit(None).to_list()})
+        return self._doc_ids
+
+    def _check(self, scheme: ChunkScheme) -> None:
+        if self.scheme_key() != scheme.key:
+            raise InputError(
+                f"The corpus at {self.uri} was cut for another reader or window shape; ask "
+                "with the --model it was built with."
+            )
+
+    def _load(self, doc_id: int) -> tuple[Document, int, bytes]:
+        with self._lock:
+            hit = self._documents.get(doc_id)
+            if hit is not None:
+                self._documents.move_to_end(doc_id)
+                return hit
+        rows = self._tables["documents"].search().where(f"doc_id = {int(doc_id)}").to_list()
+        if not rows:
+            raise InputError(f"The corpus has no document {doc_id}.")
+        row = rows[0]
+        layout = json.loads(row["layout"])
+        doc = Document(
+            text=row["text"],
+            source=row["source"],
+            pages=tuple(Page(*p) for p in layout["pages"]),
+            sections=tuple(Section(*s) for s in layout["sections"]),
+            regions=tuple(Region(*r) for r in layout["regions"]),
+            sha256=row["sha256"],
+            meta=layout["meta"],
+        )
+        hit = (doc, int(row["n_tokens"]), row["tokens"])
+        with self._lock:
+            self._documents[doc_id] = hit
+            while len(self._documents) > CACHED_DOCUMENTS:
+                self._documents.popitem(last=False)
+        return hit
+
+    def document(self, doc_id: int, source: str | None = None) -> Document:
+        doc = self._load(doc_id)[0]
+        if source is None:
+            return doc
+        from dataclasses import replace
+
+        return replace(doc, source=source)
+
+    def tokens(
+        self, doc_id: int, scheme: ChunkScheme, lo: int = 0, hi: int | None = None
+    ) -> TokenizedText:
+        self._check(scheme)
+        _, n, data = self._load(doc_id)
+        return unpack(n, data, lo, hi)
+
+    def tokenized(self, doc_id: int, scheme: ChunkScheme) -> TokenizedText:
+        return self.tokens(doc_id, scheme)
+
+    def rank(
+        self,
+        question: str,
+        doc_ids: Sequence[int],
+        scheme: ChunkScheme,
+        k: int,
+        encoder=None,
+        include_contents: bool = False,
+    ) -> list[tuple[Chunk, float]]:
+        """The ``k`` chunks of ``doc_ids`` that Lance's BM25 ranks best for ``question``.
+
+        ``encoder`` is accepted for the index's signature; a corpus ranks by BM25 alone.
+        """
+        self._check(scheme)
+        filters = [] if include_contents else ["skipped = false"]
+        wanted = set(int(d) for d in doc_ids)
+        if wanted != set(self.doc_ids()):
+            filters.append(f"doc_id IN ({_quoted(sorted(wanted))})")
+        query = self._tables["chunks"].search(question, query_type="fts")
+        if filters:
+            query = query.where(" AND ".join(filters), prefilter=True)
+        rows = query.limit(k).to_list()
+        return [
+            (
+                Chunk(
+                    int(r["doc_id"]),
+                    int(r["token_start"]),
+                    int(r["token_end"]),
+                    int(r["start"]),
+                    int(r["end"]),
+                ),
+                float(r["_score"]),
+            )
+            for r in rows
+        ]

@@ -1,0 +1,313 @@
+"""Ray Data pipelines: build a Lance corpus from files, and answer many questions from one.
+
+Both run the same code on a laptop (a local Ray started here), on a cluster (``address``:
+``auto`` or ``ray://...``/``HOST:PORT``, or ``RAY_ADDRESS``) and on KubeRay.
+
+Build: this process walks the paths and plans (which files are new, changed or gone, from the
+corpus's ``files`` table); Ray actors (one tokenizer each) hash each file, read the changed
+ones with docqa's loaders, tokenize them and cut the same chunks as the local index; this
+process writes the results as they stream back, a few files per write, each file's row last
+(`LanceCorpus.write`). A file that fails to load is a ``failed`` row; an actor that dies is
+restarted by Ray and its task run again; a build that is killed resumes where it stopped,
+since a file without its row is built again.
+
+Batch: questions are split among an actor pool of readers, each with its own model and its
+own connection to the corpus; answers come back in question order.
+
+On two cores, pools are sized to leave room for the tasks that feed them (DESIGN.md): each
+actor asks for one CPU, and ``workers`` defaults to the cluster's CPUs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from docqa.errors import InputError
+from docqa.scale.corpus import BuiltFile, FileRow, LanceCorpus, document_id
+from docqa.types import FileStatus
+from docqa.windowing import WindowSpec
+
+#: Files written to the corpus per write (each write is a new Lance version).
+WRITE_FILES = 32
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build did: every file's status, and how many were read, kept or removed."""
+
+    uri: str
+    statuses: tuple[FileStatus, ...]
+    read: int  # files loaded this time (new or changed)
+    unchanged: int  # same content hash as in the corpus: not read again
+    removed: int  # in the corpus but no longer under the paths given
+    seconds: float
+
+    @property
+    def failed(self) -> int:
+        return sum(s.state == "failed" for s in self.statuses)
+
+
+def start_ray(address: str | None = None, workers: int | None = None):
+    """Ray, connected: to ``address`` (or ``RAY_ADDRESS``) when given, else a local Ray with
+    ``workers`` CPUs. An already connected Ray is used as it is."""
+    try:
+        import ray
+    except ImportError:
+        raise InputError("Ray is needed: pip install 'docqa[scale]'.") from None
+    if not ray.is_initialized():
+        address = address or os.environ.get("RAY_ADDRESS") or None
+        options = {"include_dashboard": False, "log_to_driver": False}
+        if address is None:
+            options["num_cpus"] = workers or os.cpu_count() or 1
+        try:
+            ray.init(address=address, **options)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise InputError(f"Cannot connect to Ray at {address}: {exc}") from exc
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    return ray
+
+
+def _pool(ray, workers: int | None):
+    size = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    return ray.data.ActorPoolStrategy(size=size)
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _BuildTask:
+    """A Ray actor: reads files into `BuiltFile`s with one tokenizer, loaded once."""
+
+    def __init__(self, model: str | None, settings: dict, max_file_mb: float | None, password):
+        from docqa.loaders import LoadOptions
+        from docqa.windowing import ChunkScheme
+
+        self.scheme = ChunkScheme.default(model, **settings)
+        self.options = LoadOptions(password=password, max_file_mb=max_file_mb)
+
+    def __call__(self, batch: dict) -> dict:
+        out = []
+        for path, known in zip(batch["path"], batch["known"], strict=True):
+            out.append(pickle.dumps(self.build(str(path), str(known))))
+        return {"path": batch["path"], "built": out}
+
+    def build(self, path: str, known: str) -> BuiltFile | None:
+        """The file as the corpus should hold it; None when its content is unchanged."""
+        try:
+            sha = _sha256(path)
+        except OSError as exc:
+            return BuiltFile(FileRow(path, "", "failed", f"Cannot read: {exc.strerror}.", None))
+        if sha == known:
+            return None
+        try:
+            return self._read(path, sha)
+        except Exception as exc:  # one bad file is a row, never a failed job
+            return BuiltFile(FileRow(path, sha, "failed", f"{type(exc).__name__}: {exc}", None))
+
+    def _read(self, path: str, sha: str) -> BuiltFile:
+        from docqa.loaders import load_paths
+        from docqa.retrieve import make_chunks, skipped_chunks
+        from docqa.windowing import tokenize_text
+
+        result = load_paths([path], options=self.options)
+        status = result.statuses[0] if result.statuses else FileStatus(path, "failed", "")
+        if not result.documents:
+            return BuiltFile(FileRow(path, sha, status.state, status.reason, None))
+        doc = result.documents[0]
+        doc_id = document_id(path, sha)
+        tokens = tokenize_text(self.scheme.require_tokenizer(), doc.text)
+        chunks = make_chunks(tokens, doc_id, self.scheme.chunk_len, self.scheme.stride)
+        regions = {doc_id: [(r.start, r.end, r.role) for r in doc.regions]}
+        skipped = skipped_chunks(
+            np.full(len(chunks), doc_id),
+            np.array([c.start for c in chunks], dtype=np.int64),
+            np.array([c.end for c in chunks], dtype=np.int64),
+            regions,
+        )
+        return BuiltFile(
+            FileRow(path, sha, status.state, status.reason, doc_id),
+            doc,
+            tokens,
+            chunks,
+            [bool(s) for s in skipped],
+        )
+
+
+def _files(paths: Sequence[str | os.PathLike]) -> tuple[list[str], list[FileStatus]]:
+    """The files under ``paths`` (absolute), and what was passed over (with why)."""
+    from docqa.loaders.walk import walk
+
+    found, skipped = [], []
+    for given in paths:
+        root = Path(given)
+        if not root.exists():
+            raise InputError(f"No such file or folder: {root}.")
+        if root.is_file():
+            found.append(str(root.resolve()))
+            continue
+        for entry in walk(root):
+            if entry.skip_reason:
+                skipped.append(FileStatus(str(entry.path), "skipped", entry.skip_reason))
+            else:
+                found.append(str(entry.path.resolve()))
+    return list(dict.fromkeys(found)), skipped
+
+
+def build_corpus(
+    uri: str,
+    paths: Sequence[str | os.PathLike],
+    *,
+    model: str | None = None,
+    window_spec: WindowSpec | None = None,
+    address: str | None = None,
+    workers: int | None = None,
+    max_file_mb: float | None = 512.0,
+    password: str | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> BuildReport:
+    """Build (or bring up to date) the Lance corpus at ``uri`` from the files under ``paths``,
+    on Ray (see the module's docstring). ``progress(done, total, path)`` is called as each
+    file finishes, as `DocQA.index` calls it.
+    """
+    from docqa.windowing import ChunkScheme
+
+    started = time.perf_counter()
+    settings = asdict(window_spec or WindowSpec())
+    files, passed_over = _files(paths)
+    corpus = LanceCorpus(uri, create=True)
+    corpus.set_scheme(ChunkScheme.default(model, **settings))
+    known = corpus.files()
+    gone = [p for p in known if p not in set(files)]
+    corpus.remove([d for p in gone if (d := known[p].doc_id) is not None], gone)
+    items = [
+        {"path": p, "known": known[p].sha256 if p in known and known[p].state != "failed" else ""}
+        for p in files
+    ]
+    statuses: dict[str, FileStatus] = {
+        p: FileStatus(p, known[p].state, known[p].reason) for p in files if p in known
+    }
+    read = 0
+    if items:
+        ray = start_ray(address, workers)
+        dataset = ray.data.from_items(items).map_batches(
+            _BuildTask,
+            fn_constructor_kwargs={
+                "model": model,
+                "settings": settings,
+                "max_file_mb": max_file_mb,
+                "password": password,
+            },
+            batch_size=1,
+            compute=_pool(ray, workers),
+            num_cpus=1,
+        )
+        pending: list[BuiltFile] = []
+        done = 0
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            for path, blob in zip(batch["path"], batch["built"], strict=True):
+                done += 1
+                built = pickle.loads(blob)  # made by our own build task, above
+                if built is not None:
+                    pending.append(built)
+                    file = built.file
+                    statuses[file.path] = FileStatus(file.path, file.state, file.reason)
+                    read += 1
+                if progress is not None:
+                    progress(done, len(items), str(path))
+            if len(pending) >= WRITE_FILES:
+                corpus.write(pending)
+                pending = []
+        corpus.write(pending)
+    corpus.finish()
+    return BuildReport(
+        uri=str(uri),
+        statuses=tuple(statuses[p] for p in files) + tuple(passed_over),
+        read=read,
+        unchanged=len(files) - read,
+        removed=len(gone),
+        seconds=time.perf_counter() - started,
+    )
+
+
+class _ReadTask:
+    """A Ray actor: one reader and one connection to the corpus, answering questions."""
+
+    def __init__(self, uri: str, qa_settings: dict, top_k: int, chunks: int):
+        from docqa import DocQA
+
+        self.qa = DocQA(corpus=uri, **qa_settings)
+        self.qa.warm_up()
+        self.top_k = top_k
+        self.chunks = chunks
+
+    def __call__(self, batch: dict) -> dict:
+        from docqa.errors import DocQAError
+
+        answers, errors = [], []
+        for question in batch["question"]:
+            try:
+                found = self.qa.ask(str(question), top_k=self.top_k, chunks=self.chunks)
+                answers.append(pickle.dumps([a.to_dict() for a in found]))
+                errors.append("")
+            except DocQAError as exc:
+                answers.append(pickle.dumps([]))
+                errors.append(str(exc))
+        return {"position": batch["position"], "answers": answers, "error": errors}
+
+
+def batch_answers(
+    uri: str,
+    questions: Sequence[str],
+    *,
+    top_k: int = 1,
+    chunks: int | None = None,
+    address: str | None = None,
+    workers: int | None = None,
+    **qa_settings,
+) -> list[tuple[list[dict], str]]:
+    """Each question's answers (as `Answer.to_dict`) and error sentence ("" when none), in
+    question order, read by a pool of ``workers`` reader actors over the corpus at ``uri``.
+    ``qa_settings`` are `DocQA`'s (``model``, ``precision``, ...)."""
+    from docqa import DEFAULT_CHUNKS
+
+    LanceCorpus(uri)  # a missing corpus is told here, before Ray starts
+    if not questions:
+        return []
+    ray = start_ray(address, workers)
+    dataset = ray.data.from_items(
+        [{"position": i, "question": q} for i, q in enumerate(questions)]
+    ).map_batches(
+        _ReadTask,
+        fn_constructor_kwargs={
+            "uri": uri,
+            "qa_settings": qa_settings,
+            "top_k": top_k,
+            "chunks": chunks or DEFAULT_CHUNKS,
+        },
+        batch_size=8,
+        compute=_pool(ray, workers),
+        num_cpus=1,
+    )
+    results: list[tuple[list[dict], str] | None] = [None] * len(questions)
+    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+        for position, blob, error in zip(
+            batch["position"], batch["answers"], batch["error"], strict=True
+        ):
+            results[int(position)] = (pickle.loads(blob), str(error))
+    # Every question comes back once (Ray runs a failed task again); a gap would be a bug,
+    # told as an error on that question rather than a lost row.
+    return [r if r is not None else ([], "Not answered.") for r in results]
