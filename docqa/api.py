@@ -390,16 +390,17 @@ class DocQA:
     def search(
         self,
         query: str,
-        sources: str | os.PathLike | Iterable[str | os.PathLike],
+        sources: str | os.PathLike | Iterable[str | os.PathLike] | None = None,
         k: int = 10,
         progress=None,
         pieces=None,
         password=None,
         indexed: Indexed | None = None,
-    ) -> tuple[list[Hit], UpdateReport]:
+    ) -> tuple[list[Hit], UpdateReport | None]:
         """The ``k`` chunks of the files in ``sources`` that best match ``query``, with
         file, page and snippet, best first, and the `UpdateReport` of bringing the index up
-        to date with them: ``(hits, report)``.
+        to date with them: ``(hits, report)``. Without ``sources``, the chunks of the
+        ``corpus`` this `DocQA` was made with, and no report: ``(hits, None)``.
 
         No reader model is loaded, only its tokenizer (which cuts the chunks). ``progress``
         and ``pieces`` are as for `index`; ``indexed(report)`` is called once the index is up
@@ -413,6 +414,12 @@ class DocQA:
             raise InputError("The query is empty.")
         if k < 1:
             raise InputError("k must be at least 1.")
+        if sources is None and self.corpus is not None:
+            corpus = self._open_index()
+            hits = corpus.search(
+                query, corpus.doc_ids(), self.scheme, k, include_contents=self.include_contents
+            )
+            return hits, None
         paths, docs = _split_sources(sources)
         if docs:
             raise InputError("search takes files and folders, not Documents.")

@@ -889,7 +889,9 @@ def index_command(
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="Words to look for (a question works too).")],
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders to search.")],
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Files or folders to search (or --corpus).")
+    ] = None,
     top_k: TopKOpt = 5,
     index_dir: IndexOpt = None,
     model: ModelOpt = None,
@@ -897,37 +899,37 @@ def search(
     as_json: JsonOpt = False,
     max_file_mb: MaxFileOpt = 512.0,
     include_contents: ContentsOpt = False,
+    corpus: CorpusOpt = None,
 ) -> None:
-    """Ranked chunks for QUERY in PATHS, with file, page and snippet: no reader model needed."""
+    """Ranked chunks for QUERY in PATHS (or a corpus), with file, page and snippet: no reader
+    model needed."""
 
     started = time.perf_counter()
     with errors_to_exit_codes():
+        if (corpus is None) == (not paths):
+            raise InputError("Give files or folders to search, or --corpus, not both.")
         qa = make_qa(
             dense,
             model=model,
             index=index_dir,
             max_file_mb=max_file_mb,
             include_contents=include_contents,
+            corpus=corpus,
         )
-        indexed_at = []
-        with progress_bar("Indexing", enabled=not as_json, unit="files") as bar:
+        indexed_at = [started]
+        with progress_bar("Indexing", enabled=not as_json and not corpus, unit="files") as bar:
             indexed = when_indexed(bar, indexed_at)
             hits, report = qa.search(
-                query, paths, top_k, progress=bar.files, pieces=bar.pieces, indexed=indexed
+                query, paths or None, top_k, progress=bar.files, pieces=bar.pieces, indexed=indexed
             )
         finished = time.perf_counter()
     if as_json:
-        payload = {
-            "query": query,
-            "hits": [h.to_dict() for h in hits],
-            "timings": {
-                "index": seconds(indexed_at[0] - started),
-                **index_timings(report),
-                "search": seconds(finished - indexed_at[0]),
-                "total": seconds(time.perf_counter() - started),
-            },
-        }
-        write_json(payload)
+        timings = {"search": seconds(finished - indexed_at[-1])}
+        if report is not None:
+            timings = {"index": seconds(indexed_at[-1] - started), **index_timings(report)}
+            timings["search"] = seconds(finished - indexed_at[-1])
+        timings["total"] = seconds(time.perf_counter() - started)
+        write_json({"query": query, "hits": [h.to_dict() for h in hits], "timings": timings})
         return
     if not hits:
         out.print("[yellow]Nothing found.[/]")

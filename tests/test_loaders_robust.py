@@ -712,6 +712,24 @@ def test_a_long_pdf_read_in_two_halves_gives_the_same_document(
     assert split.text[split.pages[8].start : split.pages[8].end] == "Page 8 says 56 lanterns."
 
 
+def test_split_pdfs_false_keeps_a_long_pdf_to_one_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 20: a Ray build actor holds one CPU, so its PDFs are read by one worker process
+    (`LoadOptions.split_pdfs`); the text is the same."""
+    path = make_pdf(tmp_path / "long.pdf", [f"Page {n} says {n * 7} lanterns." for n in range(9)])
+    monkeypatch.setattr(pdf, "SPLIT_MIN_PAGES", 4)
+    monkeypatch.setattr(pdf.os, "cpu_count", lambda: 2)
+    halves = []
+    real = pdf._extract_apart
+    monkeypatch.setattr(pdf, "_extract_apart", lambda *a: halves.append(a[2]) or real(*a))
+    [split] = load_paths([path]).documents
+    assert halves == [4]
+    [one] = load_paths([path], options=LoadOptions(split_pdfs=False)).documents
+    assert halves == [4]  # no second worker this time
+    assert one.text == split.text and one.pages == split.pages
+
+
 @posix_only
 @pytest.mark.usefixtures("misbehaving_worker")
 def test_a_bad_page_in_the_second_half_costs_only_that_page(

@@ -241,6 +241,14 @@ def test_cli_build_ask_and_batch(built, tiny_model, tmp_path):
     answers = json.loads(asked.stdout)["answers"]
     qa = DocQA(model=str(tiny_model), corpus=uri)
     assert answers == [a.to_dict() for a in qa.ask(WARRANTY, top_k=2)]
+    searched = invoke_cli(["search", "warranty", "--corpus", uri, "--json", "-k", "3", *model])
+    assert searched.exit_code == 0, searched.stderr
+    hits = json.loads(searched.stdout)["hits"]
+    # Two files say "warranty" (overlapping chunks of one file give one hit).
+    assert len(hits) == 2 and all("warranty" in h["snippet"].lower() for h in hits)
+    assert {Path(h["source"]).parent for h in hits} == {docs.resolve()}
+    both = invoke_cli(["search", "warranty", str(docs), "--corpus", uri, *model])
+    assert both.exit_code == 2 and "not both" in both.stderr
     questions = tmp_path / "q.jsonl"
     lines = [{"id": "a", "question": WARRANTY}, {"id": 2, "question": "Who?", "answers": ["x"]}]
     questions.write_text("\n".join(json.dumps(line) for line in lines))

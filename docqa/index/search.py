@@ -21,7 +21,7 @@ import json
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -234,38 +234,12 @@ class Searcher:
         self, query: str, doc_ids: Sequence[int], corpus: Corpus, k: int, paths, contents: bool
     ) -> list[Hit]:
         """`Index.search` over ``corpus``: `rank`, then each chunk's file, page and snippet."""
-        from docqa.retrieve import best_snippet
-
-        hits: list[Hit] = []
-        docs: dict[int, Document] = {}
         # Neighbouring chunks overlap; rank a few spare ones so that k distinct chunks
         # remain after dropping snippets that overlap one already shown.
-        for chunk, score in self.rank(query, doc_ids, corpus, 3 * k, contents):
-            if len(hits) == k:
-                break
-            doc = docs.get(chunk.doc_id)
-            if doc is None:
-                source = (paths or {}).get(chunk.doc_id)
-                doc = docs[chunk.doc_id] = self.document(chunk.doc_id, source)
-            s, e = best_snippet(doc.text, chunk.start, chunk.end, query)
-            if any(
-                h.doc_id == chunk.doc_id and h.snippet_start < e and s < h.snippet_end for h in hits
-            ):
-                continue
-            hits.append(
-                Hit(
-                    doc.source,
-                    chunk.doc_id,
-                    chunk.start,
-                    chunk.end,
-                    score,
-                    doc.page_at(s),
-                    s,
-                    e,
-                    doc.text,
-                )
-            )
-        return hits
+        ranked = self.rank(query, doc_ids, corpus, 3 * k, contents)
+        return hits_from_ranked(
+            ranked, k, query, lambda doc_id: self.document(doc_id, (paths or {}).get(doc_id))
+        )
 
     def corpus(self, scheme: ChunkScheme, encoder: DenseEncoder | None) -> Corpus:
         """Every chunk of ``scheme`` with its retriever (and ``encoder``'s vectors), cached
@@ -373,6 +347,46 @@ class StoredVectors:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def hits_from_ranked(
+    ranked: Sequence[tuple[Chunk, float]],
+    k: int,
+    query: str,
+    document: Callable[[int], Document],
+) -> list[Hit]:
+    """The first ``k`` of ``ranked`` chunks as `Hit`s, each with its file, page and best
+    snippet for ``query``, skipping a chunk whose snippet overlaps one already kept (chunks
+    overlap: rank about 3k of them). ``document(doc_id)`` gives a chunk's document."""
+    from docqa.retrieve import best_snippet
+
+    hits: list[Hit] = []
+    docs: dict[int, Document] = {}
+    for chunk, score in ranked:
+        if len(hits) == k:
+            break
+        doc = docs.get(chunk.doc_id)
+        if doc is None:
+            doc = docs[chunk.doc_id] = document(chunk.doc_id)
+        s, e = best_snippet(doc.text, chunk.start, chunk.end, query)
+        if any(
+            h.doc_id == chunk.doc_id and h.snippet_start < e and s < h.snippet_end for h in hits
+        ):
+            continue
+        hits.append(
+            Hit(
+                doc.source,
+                chunk.doc_id,
+                chunk.start,
+                chunk.end,
+                score,
+                doc.page_at(s),
+                s,
+                e,
+                doc.text,
+            )
+        )
+    return hits
 
 
 def _furniture(db, corpus: Corpus) -> np.ndarray:

@@ -30,6 +30,9 @@ class LoadOptions:
     max_file_mb: float | None = 512.0
     #: Wall-clock budget for reading one HTML page.
     html_timeout_s: float = 120.0
+    #: A long PDF may be read by two worker processes at once (`SPLIT_MIN_PAGES`); False
+    #: keeps each PDF to one, for a caller that holds one CPU (a Ray build actor).
+    split_pdfs: bool = True
 
 
 class FileSkipped(LoaderError):

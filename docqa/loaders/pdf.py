@@ -265,7 +265,7 @@ def extract_pages(data: bytes, options: LoadOptions) -> _Extraction:
     with _lock:
         opened = _extract(_shared, data, options, 0, 0, outline=True)
         count = opened.page_count
-        if count < SPLIT_MIN_PAGES or (os.cpu_count() or 1) < 2:
+        if count < SPLIT_MIN_PAGES or (os.cpu_count() or 1) < 2 or not options.split_pdfs:
             pages = _extract(_shared, data, options, 0, None)
         else:
             half = count // 2

@@ -6,7 +6,7 @@ server. Four tables:
 
 * ``files``: one row per file built in: path, content hash, loader status, document id. A
   file's row is written last, after its document and chunks, so a file without one was not
-  finished and is built again (its partial rows are replaced).
+  finished: the next build deletes what it left (`remove_unfinished`) and builds it again.
 * ``documents``: the loader's `Document` (text, pages, sections, regions as JSON) and its
   reader tokens, packed as in the local index.
 * ``chunks``: one row per chunk (the same chunks as the local index cuts), its text under a
@@ -27,6 +27,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 
@@ -162,8 +163,11 @@ class LanceCorpus:
         self.uri = str(uri)
         self._pa = pa
         self._schemas = _schemas(pa)
+        # A build sees at once what its tasks appended from other processes; a reader sees
+        # the corpus as it was when opened.
+        consistency = {"read_consistency_interval": timedelta(0)} if create else {}
         try:
-            self._db = lancedb.connect(self.uri)
+            self._db = lancedb.connect(self.uri, **consistency)
             names = set(self._table_names())
         except (OSError, ValueError, RuntimeError) as exc:
             raise InputError(f"Cannot open the corpus at {self.uri}: {exc}") from exc
@@ -220,27 +224,9 @@ class LanceCorpus:
             names = ",".join("'" + p.replace("'", "''") + "'" for p in paths[start : start + 500])
             self._tables["files"].delete(f"path IN ({names})")
 
-    def write(self, built: Sequence[BuiltFile]) -> None:
-        """Write files made by build tasks: documents and chunks first, the files' rows last,
-        so that a file whose row is present is complete. Rows a killed build left for these
-        files (or their older versions) are replaced."""
-        if not built:
-            return
-        self._doc_ids = None
-        paths = [b.file.path for b in built]
-        # The files' earlier versions, and what a killed build left of these very versions.
-        earlier = [
-            int(r["doc_id"])
-            for start in range(0, len(paths), 500)
-            for r in self._tables["documents"]
-            .search()
-            .where(f"source IN ({_strings(paths[start : start + 500])})")
-            .select(["doc_id"])
-            .limit(None)
-            .to_list()
-        ]
-        new = [b.file.doc_id for b in built if b.file.doc_id is not None]
-        self.remove(sorted(set(earlier) | set(new)), paths)
+    def append(self, built: Sequence[BuiltFile]) -> None:
+        """Append the documents and chunks of files a build task read (no file rows: those
+        come last, from `commit`). Appends never conflict, so every task appends its own."""
         documents, chunks = [], []
         for b in built:
             if b.document is None or b.tokens is None:
@@ -277,8 +263,28 @@ class LanceCorpus:
             )
         if chunks:
             self._tables["chunks"].add(pa.Table.from_pylist(chunks, schema=self._schemas["chunks"]))
-        files = [vars(b.file) for b in built]
-        self._tables["files"].add(pa.Table.from_pylist(files, schema=self._schemas["files"]))
+
+    def commit(self, files: Sequence[FileRow], replaced: Sequence[int] = ()) -> None:
+        """Record ``files`` as built (their rows say so), after their documents and chunks
+        were appended; documents ``replaced`` (earlier versions of these files) go."""
+        if not files:
+            return
+        self._doc_ids = None
+        self.remove(list(replaced), [f.path for f in files])
+        rows = [vars(f) for f in files]
+        self._tables["files"].add(self._pa.Table.from_pylist(rows, schema=self._schemas["files"]))
+
+    def remove_unfinished(self) -> int:
+        """Delete the documents and chunks that no file row names: what a build that was
+        stopped had appended for files it never recorded. How many documents went."""
+        recorded = {r.doc_id for r in self.files().values() if r.doc_id is not None}
+        query = self._tables["documents"].search().select(["doc_id"]).limit(None)
+        stored = {int(r["doc_id"]) for r in query.to_list()}
+        chunked = self._tables["chunks"].search().select(["doc_id"]).limit(None)
+        stored |= {int(r["doc_id"]) for r in chunked.to_list()}
+        unfinished = sorted(stored - recorded)
+        self.remove(unfinished, [])
+        return len(unfinished)
 
     def finish(self) -> None:
         """Build the full-text index over every chunk and compact the tables' fragments."""
@@ -393,3 +399,23 @@ class LanceCorpus:
             )
             for r in rows
         ]
+
+    def search(
+        self,
+        query: str,
+        doc_ids: Sequence[int],
+        scheme: ChunkScheme,
+        k: int = 10,
+        encoder=None,
+        paths: dict[int, str] | None = None,
+        include_contents: bool = False,
+    ):
+        """Ranked chunks with their file, page and best snippet, as `Index.search` gives them
+        (`Hit`); no reader model involved."""
+        from docqa.index.search import hits_from_ranked
+
+        # Neighbouring chunks overlap: rank spares, as the index does.
+        ranked = self.rank(query, doc_ids, scheme, 3 * k, None, include_contents)
+        return hits_from_ranked(
+            ranked, k, query, lambda doc_id: self.document(doc_id, (paths or {}).get(doc_id))
+        )

@@ -5,11 +5,13 @@ Both run the same code on a laptop (a local Ray started here), on a cluster (``a
 
 Build: this process walks the paths and plans (which files are new, changed or gone, from the
 corpus's ``files`` table); Ray actors (one tokenizer each) hash each file, read the changed
-ones with docqa's loaders, tokenize them and cut the same chunks as the local index; this
-process writes the results as they stream back, a few files per write, each file's row last
-(`LanceCorpus.write`). A file that fails to load is a ``failed`` row; an actor that dies is
-restarted by Ray and its task run again; a build that is killed resumes where it stopped,
-since a file without its row is built again.
+ones with docqa's loaders, tokenize them, cut the same chunks as the local index and append
+the documents and chunks to the corpus themselves (Lance appends never conflict), handing
+back only each file's row; this process records the rows as they stream back, a few files
+per commit (`LanceCorpus.commit`), each after its file's content. A file that fails to load
+is a ``failed`` row; an actor that dies is restarted by Ray and its task run again; a build
+that is killed resumes where it stopped: what it appended for files it never recorded is
+deleted (`LanceCorpus.remove_unfinished`) and those files are built again.
 
 Batch: questions are split among an actor pool of readers, each with its own model and its
 own connection to the corpus; answers come back in question order.
@@ -35,7 +37,7 @@ from docqa.scale.corpus import BuiltFile, FileRow, LanceCorpus, document_id
 from docqa.types import FileStatus
 from docqa.windowing import WindowSpec
 
-#: Files written to the corpus per write (each write is a new Lance version).
+#: File rows recorded per commit (each is a new Lance version of the files table).
 WRITE_FILES = 32
 
 
@@ -64,7 +66,8 @@ def start_ray(address: str | None = None, workers: int | None = None):
         raise InputError("Ray is needed: pip install 'docqa[scale]'.") from None
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS") or None
-        options = {"include_dashboard": False, "log_to_driver": False}
+        # Ray's own progress lines would bury docqa's: warnings and errors only.
+        options = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING"}
         if address is None:
             options["num_cpus"] = workers or os.cpu_count() or 1
         try:
@@ -73,7 +76,19 @@ def start_ray(address: str | None = None, workers: int | None = None):
             raise InputError(f"Cannot connect to Ray at {address}: {exc}") from exc
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
+    context.print_on_execution_start = False
     return ray
+
+
+def _actor_options() -> dict:
+    """Ray options for the actors: one CPU each, and held to it (the tokenizer's own thread
+    pool would otherwise spread one actor over every core of its node); and this process's
+    ``AWS_*`` variables, so they read and write an ``s3://`` corpus with the credentials and
+    endpoint the driver was given (workers of a cluster started earlier would not have them).
+    """
+    env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    env["TOKENIZERS_PARALLELISM"] = "false"
+    return {"num_cpus": 1, "runtime_env": {"env_vars": env}}
 
 
 def _pool(ray, workers: int | None):
@@ -90,20 +105,29 @@ def _sha256(path: str) -> str:
 
 
 class _BuildTask:
-    """A Ray actor: reads files into `BuiltFile`s with one tokenizer, loaded once."""
+    """A Ray actor: reads files with one tokenizer (loaded once) and appends their documents
+    and chunks to the corpus itself, so the bulk of a build never passes through the driver;
+    it hands back only each file's row (`FileRow`), or None for a file unchanged."""
 
-    def __init__(self, model: str | None, settings: dict, max_file_mb: float | None, password):
+    def __init__(
+        self, uri: str, model: str | None, settings: dict, max_file_mb: float | None, password
+    ):
         from docqa.loaders import LoadOptions
         from docqa.windowing import ChunkScheme
 
+        self.corpus = LanceCorpus(uri, create=True)  # the driver made it: opens, consistent
         self.scheme = ChunkScheme.default(model, **settings)
-        self.options = LoadOptions(password=password, max_file_mb=max_file_mb)
+        # One CPU per actor: a long PDF is not read by two processes at once here.
+        self.options = LoadOptions(password=password, max_file_mb=max_file_mb, split_pdfs=False)
 
     def __call__(self, batch: dict) -> dict:
         out = []
         for path, known in zip(batch["path"], batch["known"], strict=True):
-            out.append(pickle.dumps(self.build(str(path), str(known))))
-        return {"path": batch["path"], "built": out}
+            built = self.build(str(path), str(known))
+            if built is not None:
+                self.corpus.append([built])
+            out.append(pickle.dumps(None if built is None else built.file))
+        return {"path": batch["path"], "file": out}
 
     def build(self, path: str, known: str) -> BuiltFile | None:
         """The file as the corpus should hold it; None when its content is unchanged."""
@@ -191,6 +215,7 @@ def build_corpus(
     corpus = LanceCorpus(uri, create=True)
     corpus.set_scheme(ChunkScheme.default(model, **settings))
     known = corpus.files()
+    corpus.remove_unfinished()
     gone = [p for p in known if p not in set(files)]
     corpus.remove([d for p in gone if (d := known[p].doc_id) is not None], gone)
     items = [
@@ -206,6 +231,7 @@ def build_corpus(
         dataset = ray.data.from_items(items).map_batches(
             _BuildTask,
             fn_constructor_kwargs={
+                "uri": str(uri),
                 "model": model,
                 "settings": settings,
                 "max_file_mb": max_file_mb,
@@ -213,25 +239,24 @@ def build_corpus(
             },
             batch_size=1,
             compute=_pool(ray, workers),
-            num_cpus=1,
+            **_actor_options(),
         )
-        pending: list[BuiltFile] = []
+        pending: list[FileRow] = []
         done = 0
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-            for path, blob in zip(batch["path"], batch["built"], strict=True):
+            for path, blob in zip(batch["path"], batch["file"], strict=True):
                 done += 1
-                built = pickle.loads(blob)  # made by our own build task, above
-                if built is not None:
-                    pending.append(built)
-                    file = built.file
+                file = pickle.loads(blob)  # made by our own build task, above
+                if file is not None:
+                    pending.append(file)
                     statuses[file.path] = FileStatus(file.path, file.state, file.reason)
                     read += 1
                 if progress is not None:
                     progress(done, len(items), str(path))
             if len(pending) >= WRITE_FILES:
-                corpus.write(pending)
+                _commit(corpus, pending, known)
                 pending = []
-        corpus.write(pending)
+        _commit(corpus, pending, known)
     corpus.finish()
     return BuildReport(
         uri=str(uri),
@@ -241,6 +266,18 @@ def build_corpus(
         removed=len(gone),
         seconds=time.perf_counter() - started,
     )
+
+
+def _commit(corpus: LanceCorpus, files: list[FileRow], known: dict[str, FileRow]) -> None:
+    """Record files whose documents their tasks appended, replacing their earlier versions."""
+    replaced = [
+        old.doc_id
+        for f in files
+        if (old := known.get(f.path)) is not None
+        and old.doc_id is not None
+        and old.doc_id != f.doc_id
+    ]
+    corpus.commit(files, replaced)
 
 
 class _ReadTask:
@@ -300,7 +337,7 @@ def batch_answers(
         },
         batch_size=8,
         compute=_pool(ray, workers),
-        num_cpus=1,
+        **_actor_options(),
     )
     results: list[tuple[list[dict], str] | None] = [None] * len(questions)
     for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
