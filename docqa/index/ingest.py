@@ -412,7 +412,7 @@ def _plan(db, key: str, password: str | None, hashes, snapshot: _Snapshot) -> _P
         sha = taken[2]
     else:
         try:
-            sha = _sha256_file(key)
+            sha = sha256_file(key)
         except OSError as exc:
             return _Plan("error", reason=f"Cannot read the file: {exc.strerror}.")
         hashes[key] = (st.st_size, st.st_mtime_ns, sha)
@@ -696,7 +696,9 @@ def _retry_password(state: str, reason: str, password: str | None) -> bool:
     return reason in (NEEDS_PASSWORD, WRONG_PASSWORD) if password else reason == WRONG_PASSWORD
 
 
-def _sha256_file(path: str) -> str:
+def sha256_file(path: str) -> str:
+    """The SHA-256 of a file's bytes, read a block at a time (the content hash that says
+    whether a file changed)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

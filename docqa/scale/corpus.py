@@ -26,7 +26,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import numpy as np
@@ -181,6 +181,7 @@ class LanceCorpus:
                 self._tables[name] = self._db.create_table(name, schema=schema)
         self._lock = threading.Lock()
         self._doc_ids: list[int] | None = None  # read once: a reader sees the corpus it opened
+        self._scheme_key: str | None = None
         self._documents: OrderedDict[int, tuple[Document, int, bytes]] = OrderedDict()
 
     def table(self, name: str):
@@ -200,14 +201,19 @@ class LanceCorpus:
         return {r["path"]: FileRow(**r) for r in rows}
 
     def scheme_key(self) -> str | None:
-        rows = self._tables["meta"].search().where("key = 'scheme'").to_list()
-        return rows[0]["value"] if rows else None
+        """The key of the scheme the chunks are cut with (None before the first build); read
+        once, since a corpus never changes its scheme."""
+        if self._scheme_key is None:
+            rows = self._tables["meta"].search().where("key = 'scheme'").to_list()
+            self._scheme_key = rows[0]["value"] if rows else None
+        return self._scheme_key
 
     def set_scheme(self, scheme: ChunkScheme) -> None:
         """Record the scheme the chunks are cut with; a corpus holds one scheme only."""
         known = self.scheme_key()
         if known is None:
             self._tables["meta"].add([{"key": "scheme", "value": scheme.key}])
+            self._scheme_key = scheme.key
         elif known != scheme.key:
             raise InputError(
                 f"The corpus at {self.uri} was cut for another reader or window shape; "
@@ -221,8 +227,7 @@ class LanceCorpus:
             self._tables["chunks"].delete(f"doc_id IN ({ids})")
             self._tables["documents"].delete(f"doc_id IN ({ids})")
         for start in range(0, len(paths), 500):
-            names = ",".join("'" + p.replace("'", "''") + "'" for p in paths[start : start + 500])
-            self._tables["files"].delete(f"path IN ({names})")
+            self._tables["files"].delete(f"path IN ({_strings(paths[start : start + 500])})")
 
     def append(self, built: Sequence[BuiltFile]) -> None:
         """Append the documents and chunks of files a build task read (no file rows: those
@@ -348,11 +353,7 @@ class LanceCorpus:
 
     def document(self, doc_id: int, source: str | None = None) -> Document:
         doc = self._load(doc_id)[0]
-        if source is None:
-            return doc
-        from dataclasses import replace
-
-        return replace(doc, source=source)
+        return doc if source is None else replace(doc, source=source)
 
     def tokens(
         self, doc_id: int, scheme: ChunkScheme, lo: int = 0, hi: int | None = None

@@ -22,7 +22,6 @@ actor asks for one CPU, and ``workers`` defaults to the cluster's CPUs.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from docqa.errors import InputError
+from docqa.index.ingest import sha256_file
 from docqa.scale.corpus import BuiltFile, FileRow, LanceCorpus, document_id
 from docqa.types import FileStatus
 from docqa.windowing import WindowSpec
@@ -96,14 +96,6 @@ def _pool(ray, workers: int | None):
     return ray.data.ActorPoolStrategy(size=size)
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class _BuildTask:
     """A Ray actor: reads files with one tokenizer (loaded once) and appends their documents
     and chunks to the corpus itself, so the bulk of a build never passes through the driver;
@@ -132,7 +124,7 @@ class _BuildTask:
     def build(self, path: str, known: str) -> BuiltFile | None:
         """The file as the corpus should hold it; None when its content is unchanged."""
         try:
-            sha = _sha256(path)
+            sha = sha256_file(path)
         except OSError as exc:
             return BuiltFile(FileRow(path, "", "failed", f"Cannot read: {exc.strerror}.", None))
         if sha == known:
