@@ -668,8 +668,8 @@ def read_vectors(db, encoder_name: str, chunk_ids: Sequence[int]) -> dict[int, n
     """The stored piece vectors ``[pieces, dim]`` of those of ``chunk_ids`` that have any."""
     found: dict[int, np.ndarray] = {}
     ids = [int(w) for w in chunk_ids]
-    for b in range(0, len(ids), _SQL_VARIABLES):
-        batch = ids[b : b + _SQL_VARIABLES]
+    for b in range(0, len(ids), SQL_VARIABLES):
+        batch = ids[b : b + SQL_VARIABLES]
         marks = ",".join("?" * len(batch))
         for chunk_id, n, data in db.execute(
             f"SELECT chunk_id, n, data FROM vectors WHERE encoder = ? AND chunk_id IN ({marks})",
@@ -681,4 +681,4 @@ def read_vectors(db, encoder_name: str, chunk_ids: Sequence[int]) -> dict[int, n
 
 
 #: Chunk ids per ``IN (...)`` query (SQLite allows at least 999 variables).
-_SQL_VARIABLES = 900
+SQL_VARIABLES = 900
