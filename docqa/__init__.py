@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING
 
 from docqa.api import DEFAULT_CHUNKS, Decoding, DocQA, Reading, Retrieval, check_paths
 from docqa.errors import DocQAError, InputError, LoaderError, ModelLoadError, NoDocumentsError
-from docqa.evaluate import DocsEvalReport, EvalReport, evaluate, evaluate_docs, read_questions
+from docqa.evaluate import (
+    DocsEvalReport,
+    EvalReport,
+    evaluate,
+    evaluate_docs,
+    read_questions,
+    squad_files,
+)
 from docqa.highlight import highlight_pdf
 from docqa.loaders import LoadResult, load, load_paths, supported_suffixes
 from docqa.retrieve import highlight_terms
@@ -21,7 +28,7 @@ from docqa.windowing import WindowSpec
 
 if TYPE_CHECKING:
     from docqa.index import Hit, Index, UpdateReport
-    from docqa.scale import BuildReport, LanceCorpus, batch_answers, build_corpus
+    from docqa.scale import BuildReport, CorpusQA, LanceCorpus, batch_answers, build_corpus
     from docqa.serve import create_app
 
 # The persistent index's names load on first use: `import docqa` need not open SQLite.
@@ -33,6 +40,7 @@ _LAZY = {
     "UpdateReport": "docqa.index",
     "create_app": "docqa.serve",
     "BuildReport": "docqa.scale",
+    "CorpusQA": "docqa.scale",
     "LanceCorpus": "docqa.scale",
     "batch_answers": "docqa.scale",
     "build_corpus": "docqa.scale",
@@ -58,6 +66,7 @@ __all__ = [
     "EVAL_LEVELS",
     "Answer",
     "BuildReport",
+    "CorpusQA",
     "Decoding",
     "DocQA",
     "DocQAError",
@@ -93,6 +102,7 @@ __all__ = [
     "load",
     "load_paths",
     "read_questions",
+    "squad_files",
     "supported_suffixes",
     "train",
 ]

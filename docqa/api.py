@@ -238,9 +238,8 @@ class DocQA:
         # A Lance corpus (`docqa.scale`) to answer from instead of the index: its URI.
         self.corpus = str(corpus) if corpus is not None else None
         dense = self.retrieval.dense
-        # A corpus ranks by its own BM25 (`LanceCorpus.rank`): no sentence encoder to load.
-        if corpus is not None:
-            dense = False
+        # Asked of a corpus, None means "if it was built with vectors" (see `_open_index`).
+        self._dense_auto = dense is None
         self.dense = _dense_available() if dense is None else dense
         if max_file_mb is not None and not max_file_mb > 0:
             raise InputError("max_file_mb must be positive (or None for no limit).")
@@ -531,9 +530,9 @@ class DocQA:
         doc_ids = list(dict.fromkeys(doc_ids))
         if not doc_ids:
             raise NoDocumentsError("No document has been indexed to answer from.")
+        index = self._open_index()  # first: a corpus says whether it has vectors to use
         self._warm_up_all()
         question_ids = tokenize_question(self.reader.tokenizer, question, self.max_question_len)
-        index = self._open_index()
         shown = dict(sources or {})
         if chunks is None:
             documents = [index.document(i, shown.get(i)) for i in doc_ids]
@@ -787,6 +786,8 @@ class DocQA:
                 from docqa.scale.corpus import LanceCorpus
 
                 self._index = LanceCorpus(self.corpus)
+                if self._dense_auto and self._index.encoder_name() is None:
+                    self.dense = False  # built without vectors: BM25 alone, no encoder loaded
             elif self._index is None:
                 from docqa.index import Index
 

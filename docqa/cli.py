@@ -158,6 +158,21 @@ RayOpt = Annotated[
         "else a Ray started here on this machine's cores.",
     ),
 ]
+CorpusVectorsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--vectors",
+        help="Store every chunk's dense vector in the corpus, so that questions rank by "
+        "BM25 fused with them, as docqa ask does (a corpus never makes them on demand). "
+        "Kept for the corpus's later builds.",
+    ),
+]
+ReadersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--readers", min=1, help="Ray actors that read, one model each (default: all CPUs)."
+    ),
+]
 AllowPickleOpt = Annotated[
     bool,
     typer.Option(
@@ -596,6 +611,18 @@ def eval_command(
     dense: DenseOpt = True,
     allow_pickle: AllowPickleOpt = False,
     include_contents: ContentsOpt = False,
+    corpus: Annotated[
+        str | None,
+        typer.Option(
+            "--corpus",
+            help="Build the documents into this Lance corpus (folder or s3://...) on Ray and "
+            "answer every question from it with a Ray pool of readers (needs the scale "
+            "extra). A SQuAD file's articles are built as one text file each.",
+        ),
+    ] = None,
+    ray_address: RayOpt = None,
+    readers: ReadersOpt = None,
+    vectors: CorpusVectorsOpt = False,
 ) -> None:
     """Score a reader on labelled data: EM, F1, window recall, throughput.
 
@@ -614,6 +641,33 @@ def eval_command(
             _check_questions_options(docs, level, per_article, chunks, exhaustive)
         elif split is not None:
             raise InputError("--split applies to JSONL question files (with --docs).")
+        if corpus is not None:
+            _eval_corpus(
+                data,
+                corpus,
+                docs if questions_mode else None,
+                level=level,
+                per_article=per_article,
+                limit=limit,
+                split=split,
+                depth=None if exhaustive else (chunks or DEFAULT_CHUNKS),
+                as_json=as_json,
+                predictions=predictions,
+                address=ray_address,
+                workers=readers,
+                vectors=vectors,
+                model=model,
+                device=device,
+                precision=precision,
+                window_spec=WindowSpec(max_seq_len=max_seq_len, doc_stride=doc_stride),
+                max_context=max_context,
+                dense=dense and None,
+                allow_pickle=allow_pickle,
+                include_contents=include_contents,
+            )
+            return
+        elif ray_address is not None or readers is not None or vectors:
+            raise InputError("--ray, --readers and --vectors apply with --corpus.")
         qa = DocQA(
             model=model,
             device=device,
@@ -680,13 +734,40 @@ def _renamed_option(chunks: int | None, old_windows: int | None) -> int | None:
     return old_windows
 
 
-def _eval_questions(qa, data, docs, chunks, split, limit, as_json, predictions) -> None:
-    """`docqa eval QUESTIONS.jsonl --docs PATH`: each question through the docqa ask path."""
+def _eval_corpus(
+    data, uri, docs, level, per_article, limit, split, depth, as_json, predictions, **settings
+) -> None:
+    """`docqa eval --corpus URI`: the documents built into the corpus, every question
+    answered from it on Ray (a SQuAD file's articles written as files first)."""
+    import tempfile
+
+    from docqa import CorpusQA, squad_files
+
+    if depth is None:
+        raise InputError("A corpus reads its retrieved chunks: --exhaustive does not apply.")
+    asker = CorpusQA(uri, **settings)
+    if docs is not None:
+        _eval_questions(asker, data, docs, depth, split, limit, as_json, predictions)
+        return
+    if level != "document":
+        raise InputError("A corpus answers at document level: --level paragraph does not apply.")
+    with tempfile.TemporaryDirectory(prefix="docqa-articles-") as folder:
+        questions = squad_files(data, folder, per_article, limit)
+        _eval_questions(
+            asker, data, [Path(folder)], depth, None, None, as_json, predictions, questions
+        )
+
+
+def _eval_questions(
+    qa, data, docs, chunks, split, limit, as_json, predictions, questions=None
+) -> None:
+    """`docqa eval QUESTIONS.jsonl --docs PATH`: each question through the docqa ask path
+    (``questions``: these instead of DATA's lines)."""
     from docqa import evaluate_docs
 
     with progress_bar("Evaluating", enabled=True) as update:
         report = evaluate_docs(
-            data,
+            data if questions is None else questions,
             qa,
             docs,
             chunks=chunks,
@@ -1047,6 +1128,7 @@ def corpus_build(
     max_file_mb: MaxFileOpt = 512.0,
     max_seq_len: MaxSeqLenOpt = WindowSpec.max_seq_len,
     doc_stride: DocStrideOpt = WindowSpec.doc_stride,
+    vectors: CorpusVectorsOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Build the corpus at URI from PATHS on Ray, or bring it up to date: unchanged files
@@ -1066,6 +1148,7 @@ def corpus_build(
                 workers=workers,
                 max_file_mb=max_file_mb,
                 password=password,
+                vectors=vectors,
                 progress=bar.files,
             )
     if as_json:
@@ -1099,12 +1182,7 @@ def batch(
     output: Annotated[Path, typer.Option("--out", help="Where to write the answers (JSONL).")],
     corpus: CorpusOpt = None,
     ray_address: RayOpt = None,
-    readers: Annotated[
-        int | None,
-        typer.Option(
-            "--readers", min=1, help="Ray actors that read, one model each (default: all CPUs)."
-        ),
-    ] = None,
+    readers: ReadersOpt = None,
     model: ModelOpt = None,
     top_k: TopKOpt = 1,
     chunks: ChunksOpt = DEFAULT_CHUNKS,
@@ -1124,6 +1202,7 @@ def batch(
         found = batch_answers(
             corpus,
             [r.question for r in rows],
+            files=[r.file for r in rows],
             top_k=top_k,
             chunks=chunks,
             address=ray_address,

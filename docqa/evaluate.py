@@ -5,7 +5,9 @@ with that method can be measured (``docqa.DocQA``, or a fake in tests).
 
 ``evaluate_docs`` scores questions about the user's own files (a JSONL file) through the
 path ``docqa ask`` takes (``ask_paths``: loaders, index, retrieval, reader), so a change
-anywhere on that path shows in the figures.
+anywhere on that path shows in the figures. A reader that answers many questions at once
+(`BatchAsker`: a corpus on Ray) is given them all together; `squad_files` turns a SQuAD file's
+articles into files and questions about them, so SQuAD is measured on that path too.
 """
 
 from __future__ import annotations
@@ -19,13 +21,21 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from docqa.api import DEFAULT_CHUNKS
 from docqa.errors import InputError
 from docqa.loaders import LoadResult
 from docqa.metrics import na_prob_of, question_scores, squad_evaluate
-from docqa.squad import Level, Span, build_examples, iter_questions, read_squad
+from docqa.squad import (
+    Level,
+    Span,
+    build_examples,
+    iter_questions,
+    join_article,
+    per_article,
+    read_squad,
+)
 from docqa.types import Document, FileStatus, Prediction, WindowRef
 
 Progress = Callable[[int, int], None]
@@ -220,6 +230,19 @@ class PathAsker(Protocol):
         top_k: int = 1,
         chunks: int | None = ...,
     ) -> tuple[Prediction, Any]: ...
+
+
+@runtime_checkable
+class BatchAsker(PathAsker, Protocol):
+    """A `PathAsker` that answers many questions at once (`docqa.scale.CorpusQA` on Ray):
+    the best answer's text for each question, asked of ``paths[i]``."""
+
+    def ask_batch(
+        self,
+        questions: Sequence[str],
+        paths: Sequence[Sequence[str | os.PathLike]],
+        chunks: int | None = ...,
+    ) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -417,8 +440,33 @@ class DocsEvalReport:
         }
 
 
+def squad_files(
+    data_path: str | PathLike[str],
+    folder: str | PathLike[str],
+    per_article_n: int | None = None,
+    limit: int | None = None,
+) -> list[DocsQuestion]:
+    """A SQuAD file as files and questions about them: each article written to ``folder``
+    as ``article-NNNN.txt`` (its paragraphs joined as at document level), each answerable
+    question asked of its article's file (the first ``per_article_n`` of every article,
+    then the first ``limit``), for `evaluate_docs`.
+    """
+    articles = per_article(read_squad(data_path), per_article_n)
+    questions: list[DocsQuestion] = []
+    for i, article in enumerate(articles):
+        name = f"article-{i:04d}.txt"
+        Path(folder, name).write_text(join_article(article)[0], encoding="utf-8")
+        questions += [
+            DocsQuestion(q.id, q.question, q.answers, name) for q in article.questions if q.answers
+        ]
+    questions = questions[:limit] if limit is not None else questions
+    if not questions:
+        raise InputError(f"No answerable questions to evaluate in {data_path}.")
+    return questions
+
+
 def evaluate_docs(
-    questions_path: str | PathLike[str],
+    questions_path: str | PathLike[str] | Sequence[DocsQuestion],
     qa: PathAsker,
     docs: Sequence[str | PathLike[str]],
     chunks: int | None = DEFAULT_CHUNKS,
@@ -427,7 +475,8 @@ def evaluate_docs(
     progress: Progress | None = None,
     index_progress: Callable[[int, int, str], None] | None = None,
 ) -> DocsEvalReport:
-    """Ask ``qa`` each question of a JSONL file about the files in ``docs`` and score it.
+    """Ask ``qa`` each question of a JSONL file (or each of a list of `DocsQuestion`) about
+    the files in ``docs`` and score it.
 
     Each question goes through ``qa.ask_paths`` (the ``docqa ask`` path: index, retrieval
     of the ``chunks`` best chunks, or every window with None, then the reader) over all of
@@ -437,7 +486,8 @@ def evaluate_docs(
     ``file`` resolved before anything is indexed, so a bad line fails at once; then ``docs``
     are indexed once (``index_progress(done, total, path)`` after each file) and a question
     whose own file could not be read fails before the first question is asked.
-    ``progress(done, total)`` is called after each question.
+    ``progress(done, total)`` is called after each question; a `BatchAsker` is given every
+    question at once instead.
 
     >>> import docqa  # doctest: +SKIP
     >>> report = evaluate_docs("questions.jsonl", docqa.DocQA(), ["manuals/"])  # doctest: +SKIP
@@ -450,7 +500,10 @@ def evaluate_docs(
     for p in docs:
         if not os.path.lexists(p):
             raise InputError(f"No such file or folder: {p}.")
-    questions = read_questions(questions_path, split)
+    if isinstance(questions_path, (str, PathLike)):
+        questions = read_questions(questions_path, split)
+    else:
+        questions = [q for q in questions_path if split is None or q.split == split]
     if limit is not None:
         questions = questions[:limit]
     if not questions:
@@ -471,6 +524,7 @@ def evaluate_docs(
 
     started = time.perf_counter()
     indexed = qa.index(docs, progress=index_progress)
+    indexed_at = time.perf_counter()
     statuses = tuple(indexed.statuses)
     if not indexed.doc_ids:
         LoadResult((), statuses).require_documents()
@@ -483,17 +537,20 @@ def evaluate_docs(
                 f"({status.state}: {status.reason.rstrip('.')})."
             )
 
-    predictions: dict[str, str] = {}
-    answers: dict[str, tuple[str, ...]] = {}
+    answers = {q.id: q.answers for q in questions}
     first_done = started
-    for done, (q, paths) in enumerate(zip(questions, targets, strict=True), start=1):
-        prediction, _ = qa.ask_paths(q.question, paths, 1, chunks)
-        predictions[q.id] = prediction.answers[0].text if prediction.answers else ""
-        answers[q.id] = q.answers
-        if done == 1:
-            first_done = time.perf_counter()
-        if progress is not None:
-            progress(done, len(questions))
+    if isinstance(qa, BatchAsker):
+        texts = qa.ask_batch([q.question for q in questions], targets, chunks)
+        predictions = {q.id: text for q, text in zip(questions, texts, strict=True)}
+    else:
+        predictions = {}
+        for done, (q, paths) in enumerate(zip(questions, targets, strict=True), start=1):
+            prediction, _ = qa.ask_paths(q.question, paths, 1, chunks)
+            predictions[q.id] = prediction.answers[0].text if prediction.answers else ""
+            if done == 1:
+                first_done = time.perf_counter()
+            if progress is not None:
+                progress(done, len(questions))
     finished = time.perf_counter()
 
     scores = squad_evaluate(predictions, answers, no_answer_keys=False)
@@ -503,7 +560,12 @@ def evaluate_docs(
         if kind is not None and not question_scores(text, answers[qid])[0]:
             furniture[qid] = kind
     total = len(questions)
-    timed, seconds = (total - 1, finished - first_done) if total > 1 else (1, finished - started)
+    if isinstance(qa, BatchAsker):  # its readers load inside the batch: nothing to leave out
+        timed, seconds = total, finished - indexed_at
+    elif total > 1:
+        timed, seconds = total - 1, finished - first_done
+    else:
+        timed, seconds = 1, finished - started
     return DocsEvalReport(
         exact=float(scores["exact"]),
         f1=float(scores["f1"]),

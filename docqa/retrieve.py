@@ -289,6 +289,66 @@ class Bm25:
         return np.asarray(self._model.get_scores_from_ids(ids), dtype=np.float32)
 
 
+class SubsetBm25:
+    """BM25 scores of some texts of a larger collection, as `Bm25` over the whole collection
+    gives them to those texts: from the texts' terms and the collection's statistics (each
+    term's document frequency, the number of texts, their mean length in terms).
+
+    A corpus too large to score in memory finds a question's candidates with its own
+    full-text index, then scores them with this, so that they rank as the local index ranks
+    them (the same formulas as `Bm25.from_term_counts`, the same float32 rounding).
+
+    >>> texts = [["cat", "sat"], ["dog", "sat", "sat"], ["cat"]]
+    >>> whole = Bm25(texts).scores(["cat", "sat"])
+    >>> part = SubsetBm25(texts[1:], {"cat": 2, "sat": 2, "dog": 1}, 3, 2.0)
+    >>> bool((part.scores(["cat", "sat"]) == whole[1:]).all())
+    True
+    """
+
+    def __init__(
+        self,
+        token_lists: Sequence[Sequence[str]],
+        frequency: dict[str, int],
+        n_texts: int,
+        mean_length: float,
+    ):
+        self.size = len(token_lists)
+        self.token_lists = token_lists
+        self.frequency = frequency
+        self.n_texts = n_texts
+        self.mean_length = mean_length
+
+    def scores(self, query_tokens: Sequence[str]) -> np.ndarray:
+        import bm25s
+        from bm25s.scoring import _select_idf_scorer, _select_tfc_scorer
+
+        model = bm25s.BM25()
+        idf_of = _select_idf_scorer(model.idf_method)
+        tfc_of = _select_tfc_scorer(model.method)
+        dtype = np.dtype(model.dtype)
+        out = np.zeros(self.size, dtype=dtype)
+        lengths = np.fromiter(map(len, self.token_lists), dtype=np.float64, count=self.size)
+        # bm25s adds one term's weight at a time, in the query's order, repeats included.
+        for term in query_tokens:
+            df = self.frequency.get(term, 0)
+            if not df:
+                continue
+            tf = np.fromiter(
+                (t.count(term) for t in self.token_lists), dtype=dtype, count=self.size
+            )
+            has = tf > 0
+            tfc = tfc_of(
+                tf_array=tf[has],
+                l_d=lengths[has],
+                l_avg=self.mean_length,
+                k1=model.k1,
+                b=model.b,
+                delta=model.delta,
+            )
+            out[has] += (dtype.type(idf_of(df, N=self.n_texts)) * tfc).astype(dtype)
+        return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Dense
 
@@ -588,7 +648,7 @@ class Retriever:
     (`ChunkVectors`), so no text's vectors are computed before a question needs them.
     """
 
-    bm25: Bm25
+    bm25: Bm25 | SubsetBm25
     encoder: DenseEncoder | None = None
     vectors: VectorSource | None = None
     dense_weight: float = DENSE_WEIGHT

@@ -506,3 +506,31 @@ def test_a_vector_source_that_loses_texts_is_an_error_not_missing_dense_scores()
     retriever.vectors = lambda indices: [np.zeros((1, 2))]
     with pytest.raises(ValueError):
         retriever.scores("batteries")
+
+
+def test_subset_bm25_scores_some_texts_as_bm25_over_all_of_them_does():
+    """A corpus scores the candidates Lance found with `SubsetBm25` and the corpus's
+    statistics: exactly the float32 scores `Bm25` over every text gives them, repeated query
+    terms and terms absent from the candidates included (issue 20)."""
+    import random
+
+    from docqa.retrieve import Bm25, SubsetBm25, bm25_tokens
+
+    rng = random.Random(3)
+    words = ["cat", "dog", "bird", "fish", "heron", "river", "valve", "pressure", "manual"]
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 40))) for _ in range(200)]
+    token_lists = bm25_tokens(texts)
+    frequency: dict[str, int] = {}
+    for tokens in token_lists:
+        for t in set(tokens):
+            frequency[t] = frequency.get(t, 0) + 1
+    mean = sum(map(len, token_lists)) / len(token_lists)
+    whole = Bm25(token_lists)
+    some = [5, 17, 18, 99, 150]
+    subset = SubsetBm25([token_lists[i] for i in some], frequency, len(token_lists), mean)
+    for query in ("cat heron", "heron heron river", "valve pressure manual dog", "zebra"):
+        q = bm25_tokens([query])[0]
+        assert np.array_equal(subset.scores(q), whole.scores(q)[some]), query
+    # The collection's statistics, not the subset's: scored alone, the texts score otherwise.
+    alone = Bm25([token_lists[i] for i in some]).scores(["heron"])
+    assert not np.array_equal(subset.scores(["heron"]), alone)

@@ -137,6 +137,118 @@ def test_rebuilding_reads_only_what_changed_and_removes_what_is_gone(
     assert len(keys) == len(set(keys)) and {d for d, _ in keys} == set(corpus.doc_ids())
 
 
+def _notes(folder: Path, n: int = 24, words: int = 400) -> None:
+    """``n`` notes of made-up terms drawn unevenly (a few common, most rare), so that BM25's
+    statistics (how many chunks hold a term, chunk lengths) decide the ranking."""
+    import random
+
+    folder.mkdir()
+    vocabulary = [f"term{i}" for i in range(300)]
+    weights = [1 / (i + 1) for i in range(300)]
+    for i in range(n):
+        rng = random.Random(i)
+        body = " ".join(rng.choices(vocabulary, weights, k=words + 37 * i))
+        (folder / f"note{i:02d}.txt").write_text(f"Note {i}. {body}.\n")
+
+
+RANKED = ["term3 term40?", "Which term120 and term7", "term250 term251 term5", "term1 term2"]
+
+
+def _ranking(index, corpus_or_index, question, doc_ids, scheme, encoder=None, k=8):
+    ranked = corpus_or_index.rank(question, doc_ids, scheme, k, encoder)
+    return [
+        (Path(index(c.doc_id)).name, c.token_start, c.token_end, round(score, 6))
+        for c, score in ranked
+    ]
+
+
+def test_a_corpus_ranks_chunks_with_the_local_index_scores(local_ray, tmp_path, tiny_model):
+    """Lance finds the candidates; docqa's BM25 with the corpus's statistics scores them: the
+    same chunks, order and scores as the local index (Lance's own BM25 gives other scores,
+    and so other answers on 7.5 % of SQuAD questions)."""
+    from docqa import Index
+
+    docs = tmp_path / "docs"
+    _notes(docs)
+    uri = str(tmp_path / "corpus")
+    build_corpus(uri, [docs], model=str(tiny_model), workers=2)
+    corpus = LanceCorpus(uri)
+    local = DocQA(model=str(tiny_model), index=tmp_path / "index", dense=False)
+    local.index([docs])
+    index = Index(tmp_path / "index")
+    paths = {f.doc_id: f.key for f in index.files()}
+    scheme = DocQA(model=str(tiny_model), corpus=uri).scheme
+    assert int(corpus.meta()["chunks"]) > 60  # enough chunks for the statistics to matter
+    for question in RANKED:
+        ours = _ranking(
+            lambda d: corpus.document(d).source, corpus, question, corpus.doc_ids(), scheme
+        )
+        theirs = _ranking(paths.get, index, question, list(paths), scheme)
+        assert ours == theirs and len(ours) == 8, question
+    # Asked of some documents only: still the index's ranking among them.
+    some = [d for d in corpus.doc_ids() if corpus.document(d).source.endswith(("3.txt", "7.txt"))]
+    local_some = [d for d, p in paths.items() if p.endswith(("3.txt", "7.txt"))]
+    assert _ranking(lambda d: corpus.document(d).source, corpus, RANKED[0], some, scheme) == (
+        _ranking(paths.get, index, RANKED[0], local_some, scheme)
+    )
+
+
+def test_a_corpus_built_with_vectors_ranks_as_a_local_index_with_vectors(
+    local_ray, tmp_path, tiny_model
+):
+    """`build_corpus(vectors=True)` stores each chunk's piece vectors as ``docqa index
+    --vectors`` makes them; questions then fuse BM25 with them as the local index does. The
+    corpus keeps vectors on later builds, and one built without them refuses to add them."""
+    from docqa import Index
+    from docqa.retrieve import DenseEncoder
+
+    docs = tmp_path / "docs"
+    _notes(docs, n=8)
+    uri = str(tmp_path / "corpus")
+    build_corpus(uri, [docs], model=str(tiny_model), workers=2, vectors=True)
+    local = DocQA(model=str(tiny_model), index=tmp_path / "index")
+    local.index([docs], vectors=True)
+    index = Index(tmp_path / "index")
+    paths = {f.doc_id: f.key for f in index.files()}
+    corpus = LanceCorpus(uri)
+    qa = DocQA(model=str(tiny_model), corpus=uri)
+    assert qa.encoder is not None and corpus.encoder_name() == DenseEncoder.name
+    encoder = qa.encoder
+    for question in RANKED:
+        ours = _ranking(
+            lambda d: corpus.document(d).source,
+            corpus,
+            question,
+            corpus.doc_ids(),
+            qa.scheme,
+            encoder,
+        )
+        theirs = _ranking(paths.get, index, question, list(paths), qa.scheme, encoder)
+        bm25_only = _ranking(paths.get, index, question, list(paths), qa.scheme)
+        assert ours == theirs, question
+        assert ours != bm25_only, question  # the vectors were used: fused scores differ
+    (docs / "later.txt").write_text(f"A later note. {filler(200)}.\n")
+    build_corpus(uri, [docs], model=str(tiny_model), workers=2)  # vectors not asked again
+    rows = LanceCorpus(uri).table("chunks").to_arrow().to_pylist()
+    assert all(r["pieces"] > 0 and r["vectors"] for r in rows)
+    plain = str(tmp_path / "plain")
+    build_corpus(plain, [docs / "later.txt"], model=str(tiny_model), workers=2)
+    assert DocQA(model=str(tiny_model), corpus=plain).ask("later note") is not None
+    with pytest.raises(InputError, match="built without vectors"):
+        build_corpus(plain, [docs], model=str(tiny_model), workers=2, vectors=True)
+    with pytest.raises(InputError, match="no vectors"):
+        DocQA(model=str(tiny_model), corpus=plain, dense=True).ask("later note")
+
+
+def test_a_corpus_of_an_older_layout_is_refused_with_a_sentence(built, tmp_path):
+    uri, _, _ = built
+    old = tmp_path / "old"
+    shutil.copytree(uri, old)
+    shutil.rmtree(old / "bm25.lance")
+    with pytest.raises(InputError, match="older docqa"):
+        LanceCorpus(str(old))
+
+
 def test_a_build_stopped_between_a_files_chunks_and_its_row_is_completed_once(
     local_ray, tmp_path, tiny_model, monkeypatch
 ):
@@ -228,6 +340,48 @@ def test_batch_answers_are_those_of_docqa_ask(built, tiny_model):
         ]
 
 
+def test_batch_questions_asked_of_one_file_answer_from_it_alone(built, tiny_model):
+    uri, _, _ = built
+    answers = batch_answers(
+        uri,
+        [WARRANTY, WARRANTY, WARRANTY],
+        files=[None, "aurora-manual.md", "nowhere.pdf"],
+        top_k=3,
+        workers=2,
+        model=str(tiny_model),
+    )
+    everywhere = {Path(a["source"]).name for a in answers[0][0]}
+    assert everywhere - {"aurora-manual.md"}  # asked of all files, others answer too
+    assert answers[1][0] and {Path(a["source"]).name for a in answers[1][0]} == {
+        "aurora-manual.md"
+    }
+    assert answers[2] == ([], f"The corpus at {uri} has no readable file nowhere.pdf.")
+
+
+def test_eval_on_a_corpus_scores_what_the_local_path_answers(built, tiny_model, tmp_path):
+    """``docqa eval --corpus``: a SQuAD file's articles built into the corpus, the questions
+    answered by a Ray pool of readers; the predictions are the local index's (BM25 alone)."""
+    from docqa import CorpusQA, evaluate_docs, squad_files
+
+    data = ROOT / "tests" / "fixtures" / "squad-v1.1-tiny.json"
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    questions = squad_files(data, folder)
+    assert len(questions) == 7 and all(q.file.startswith("article-") for q in questions)
+    uri = str(tmp_path / "corpus")
+    ours = evaluate_docs(questions, CorpusQA(uri, workers=2, model=str(tiny_model)), [folder])
+    local = DocQA(model=str(tiny_model), index=tmp_path / "index", dense=False)
+    theirs = evaluate_docs(questions, local, [folder])
+    assert ours.predictions == theirs.predictions and ours.total == 7
+    assert (ours.exact, ours.f1) == (theirs.exact, theirs.f1)
+    out = tmp_path / "p.json"
+    args = ["eval", str(data), "--corpus", str(tmp_path / "cli"), "--readers", "2", "--json"]
+    result = invoke_cli([*args, "--model", str(tiny_model), "--predictions", str(out)])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["total"] == 7
+    assert json.loads(out.read_text()) == theirs.predictions
+
+
 def test_cli_build_ask_and_batch(built, tiny_model, tmp_path):
     _, docs, _ = built
     uri = str(tmp_path / "corpus")
@@ -268,6 +422,8 @@ def test_cli_build_ask_and_batch(built, tiny_model, tmp_path):
         (["ask", WARRANTY], "--corpus"),
         (["ask", WARRANTY, "sample_docs", "--corpus", "{missing}"], "takes no PATHS"),
         (["batch", "{missing}/q.jsonl", "--corpus", "{missing}", "--out", "x"], "No such"),
+        (["eval", "{missing}.json", "--corpus", "{missing}", "--exhaustive"], "--exhaustive"),
+        (["eval", "{missing}.json", "--ray", "auto"], "apply with --corpus"),
     ],
 )
 def test_corpus_input_errors_are_one_sentence_and_exit_2(tmp_path, args, message):

@@ -204,6 +204,10 @@ DIFFERENT_MEANINGS = {
     "--level": "eval: where a question is asked; train: where training windows are cut",
     "--limit": "eval: first N questions; train: first N articles",
     "--out": "train: the folder of the trained reader; batch: the answers file",
+    "--corpus": "ask, search, batch: the corpus to answer from; eval: the corpus to build "
+    "the documents into, then answer from",
+    "--vectors": "index: precompute now what questions would make on demand; corpus build: "
+    "store vectors in the corpus, which never makes them on demand",
 }
 
 

@@ -8,6 +8,6 @@ nothing in docqa's core imports this package.
 """
 
 from docqa.scale.corpus import LanceCorpus
-from docqa.scale.pipeline import BuildReport, batch_answers, build_corpus
+from docqa.scale.pipeline import BuildReport, CorpusQA, batch_answers, build_corpus
 
-__all__ = ["BuildReport", "LanceCorpus", "batch_answers", "build_corpus"]
+__all__ = ["BuildReport", "CorpusQA", "LanceCorpus", "batch_answers", "build_corpus"]

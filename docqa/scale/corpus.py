@@ -2,27 +2,33 @@
 
 The store is a folder or an object-store prefix (``s3://bucket/corpus``; credentials and
 endpoint from the usual ``AWS_*`` environment variables), queried from any machine without a
-server. Four tables:
+server. Five tables:
 
 * ``files``: one row per file built in: path, content hash, loader status, document id. A
   file's row is written last, after its document and chunks, so a file without one was not
   finished: the next build deletes what it left (`remove_unfinished`) and builds it again.
 * ``documents``: the loader's `Document` (text, pages, sections, regions as JSON) and its
   reader tokens, packed as in the local index.
-* ``chunks``: one row per chunk (the same chunks as the local index cuts), its text under a
-  full-text (BM25) index, and whether it lies in a contents or index region.
-* ``meta``: the chunk scheme the corpus was cut with.
+* ``chunks``: one row per chunk (the same chunks as the local index cuts): its text, its
+  BM25 terms (docqa's own, `bm25_tokens`) under a Lance full-text index, whether it lies in a
+  contents or index region, and, in a corpus built with vectors, its dense piece vectors.
+* ``bm25``: each term's document frequency over all chunks (made by `finish`).
+* ``meta``: the chunk scheme the corpus was cut with, the number of chunks and of terms, the
+  encoder of the vectors.
 
 `LanceCorpus` answers the calls `DocQA` makes of its local index when planning a question
 (``document``, ``tokens``, ``tokenized``, ``rank``), so the reading side is the same code.
-Ranking is Lance's BM25 over the chunks (English stemming and stop words, as docqa's own
-BM25); its scores differ slightly from bm25s' (README, "Beyond one machine").
+Ranking is the local index's, over candidates Lance finds: Lance's full-text index gives the
+`RESCORED` best chunks for the question's terms, those are scored with docqa's BM25 and the
+corpus's statistics (`SubsetBm25`: the scores the local index gives them) and, when the corpus
+has vectors, fused with dense similarity over BM25's best as the local index fuses them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -32,12 +38,18 @@ from datetime import timedelta
 import numpy as np
 
 from docqa.errors import InputError
-from docqa.retrieve import Chunk
+from docqa.retrieve import Chunk, Retriever, SubsetBm25, bm25_tokens
 from docqa.types import Document, Page, Region, Section
 from docqa.windowing import ChunkScheme, TokenizedText
 
 #: Documents kept decoded in memory by one `LanceCorpus` (a question reads a few).
 CACHED_DOCUMENTS = 16
+#: Chunks Lance's full-text index finds per question, to be scored with docqa's BM25: enough
+#: that BM25's best candidates for dense fusion (`DENSE_CANDIDATES`) are among them although
+#: Lance's scores differ slightly from bm25s's (its own BM25 variant over the same terms).
+RESCORED = 100
+#: The layout of the tables; a corpus built by another layout is built again, not read.
+FORMAT = "2"
 
 
 def lance_modules():
@@ -78,6 +90,7 @@ class BuiltFile:
     tokens: TokenizedText | None = None
     chunks: Sequence[Chunk] = ()
     skipped: Sequence[bool] = ()
+    vectors: Sequence[np.ndarray] | None = None  # each chunk's piece vectors, when asked
 
 
 def _schemas(pa):
@@ -111,9 +124,13 @@ def _schemas(pa):
                 ("start", pa.int64()),
                 ("end", pa.int64()),
                 ("text", pa.string()),
+                ("terms", pa.string()),  # BM25 terms, space-separated (as the local index)
                 ("skipped", pa.bool_()),
+                ("pieces", pa.int32()),  # dense piece vectors (0: none)
+                ("vectors", pa.large_binary()),  # float16 [pieces, dim]
             ]
         ),
+        "bm25": pa.schema([("term", pa.string()), ("df", pa.int64())]),
         "meta": pa.schema([("key", pa.string()), ("value", pa.string())]),
     }
 
@@ -140,6 +157,16 @@ def pack(tokens: TokenizedText) -> bytes:
 def unpack(n: int, data: bytes, lo: int = 0, hi: int | None = None) -> TokenizedText:
     block = np.frombuffer(data, dtype="<i8").reshape(5, n)[:, lo:hi]
     return TokenizedText(*(np.array(row) for row in block))
+
+
+def pack_vectors(vectors: np.ndarray) -> bytes:
+    """A chunk's piece vectors as stored: float16, as the local index stores them."""
+    return np.asarray(vectors, dtype="<f2").tobytes()
+
+
+def unpack_vectors(pieces: int, data: bytes | None) -> np.ndarray:
+    block = np.frombuffer(data or b"", dtype="<f2")
+    return block.reshape(pieces, block.size // pieces if pieces else 0)
 
 
 def _quoted(values: Iterable[int]) -> str:
@@ -173,6 +200,11 @@ class LanceCorpus:
             raise InputError(f"Cannot open the corpus at {self.uri}: {exc}") from exc
         if not create and "chunks" not in names:
             raise InputError(f"There is no docqa corpus at {self.uri}; build one first.")
+        if "chunks" in names and "bm25" not in names:
+            raise InputError(
+                f"The corpus at {self.uri} was built by an older docqa; build it again into a "
+                "new URI."
+            )
         self._tables = {}
         for name, schema in self._schemas.items():
             if name in names:
@@ -181,7 +213,10 @@ class LanceCorpus:
                 self._tables[name] = self._db.create_table(name, schema=schema)
         self._lock = threading.Lock()
         self._doc_ids: list[int] | None = None  # read once: a reader sees the corpus it opened
+        self._paths: dict[int, str] = {}  # the file of each of those documents
         self._scheme_key: str | None = None
+        self._meta: dict[str, str] | None = None
+        self._frequency: dict[str, int] = {}  # document frequencies looked up so far
         self._documents: OrderedDict[int, tuple[Document, int, bytes]] = OrderedDict()
 
     def table(self, name: str):
@@ -208,11 +243,44 @@ class LanceCorpus:
             self._scheme_key = rows[0]["value"] if rows else None
         return self._scheme_key
 
+    def meta(self) -> dict[str, str]:
+        """The ``meta`` table as a dict (read once by a reader; again after `finish`)."""
+        if self._meta is None:
+            rows = self._tables["meta"].to_arrow().to_pylist()
+            self._meta = {r["key"]: r["value"] for r in rows}
+        return self._meta
+
+    def encoder_name(self) -> str | None:
+        """The encoder whose vectors the chunks carry, or None: a corpus without vectors."""
+        return self.meta().get("encoder")
+
+    def set_encoder(self, name: str | None) -> str | None:
+        """Settle which encoder's vectors the chunks carry, and return it: ``name`` for a new
+        corpus; a corpus keeps what it was first built with (vectors on every later build,
+        or none), so that no chunk ranks without the vectors its neighbours have."""
+        if self.scheme_key() is not None and self._tables["files"].count_rows():
+            known = self.encoder_name()
+            if name is not None and known is None:
+                raise InputError(
+                    f"The corpus at {self.uri} was built without vectors; build it with "
+                    "--vectors into a new URI."
+                )
+            return known
+        if name is not None:
+            self._put_meta({"encoder": name})
+        return name
+
+    def _put_meta(self, values: dict[str, str]) -> None:
+        table = self._tables["meta"]
+        table.delete(f"key IN ({_strings(values)})")
+        table.add([{"key": k, "value": v} for k, v in values.items()])
+        self._meta = None
+
     def set_scheme(self, scheme: ChunkScheme) -> None:
         """Record the scheme the chunks are cut with; a corpus holds one scheme only."""
         known = self.scheme_key()
         if known is None:
-            self._tables["meta"].add([{"key": "scheme", "value": scheme.key}])
+            self._put_meta({"scheme": scheme.key, "format": FORMAT})
             self._scheme_key = scheme.key
         elif known != scheme.key:
             raise InputError(
@@ -237,6 +305,9 @@ class LanceCorpus:
             if b.document is None or b.tokens is None:
                 continue
             doc_id = b.file.doc_id
+            texts = [b.document.text[c.start : c.end] for c in b.chunks]
+            terms = bm25_tokens(texts) if texts else []
+            vectors = b.vectors if b.vectors is not None else [None] * len(texts)
             documents.append(
                 {
                     "doc_id": doc_id,
@@ -248,7 +319,8 @@ class LanceCorpus:
                     "tokens": pack(b.tokens),
                 }
             )
-            for ordinal, (c, skipped) in enumerate(zip(b.chunks, b.skipped, strict=True)):
+            rows = zip(b.chunks, b.skipped, texts, terms, vectors, strict=True)
+            for ordinal, (c, skipped, text, words, pieces) in enumerate(rows):
                 chunks.append(
                     {
                         "doc_id": doc_id,
@@ -257,8 +329,11 @@ class LanceCorpus:
                         "token_end": c.token_end,
                         "start": c.start,
                         "end": c.end,
-                        "text": b.document.text[c.start : c.end],
+                        "text": text,
+                        "terms": " ".join(words),
                         "skipped": bool(skipped),
+                        "pieces": 0 if pieces is None else len(pieces),
+                        "vectors": None if pieces is None else pack_vectors(pieces),
                     }
                 )
         pa = self._pa
@@ -292,20 +367,53 @@ class LanceCorpus:
         return len(unfinished)
 
     def finish(self) -> None:
-        """Build the full-text index over every chunk and compact the tables' fragments."""
+        """Count each term's chunks (the ``bm25`` table and statistics), build the full-text
+        index over the chunks' terms, and compact the tables' fragments."""
         from lancedb.index import FTS
 
         chunks = self._tables["chunks"]
-        if chunks.count_rows():
+        frequency: dict[str, int] = {}
+        n_chunks = n_terms = 0
+        # Counted again over every chunk at each build: a document frequency depends on all
+        # documents, and files come and go.
+        query = chunks.search().select(["terms"]).limit(None)
+        for batch in query.to_batches():
+            for terms in batch.column("terms").to_pylist():
+                words = terms.split()
+                n_chunks += 1
+                n_terms += len(words)
+                for word in set(words):
+                    frequency[word] = frequency.get(word, 0) + 1
+        pa = self._pa
+        self._tables["bm25"] = self._db.create_table(
+            "bm25",
+            pa.table(
+                {"term": list(frequency), "df": list(frequency.values())},
+                schema=self._schemas["bm25"],
+            ),
+            mode="overwrite",
+        )
+        self._put_meta({"chunks": str(n_chunks), "terms": str(n_terms)})
+        if n_chunks:
+            self._tables["bm25"].create_scalar_index("term")
+            # The terms are docqa's already (lower case, stemmed, no stop words): Lance only
+            # splits them, so that it finds the chunks docqa's BM25 would score.
             chunks.create_index(
-                "text",
+                "terms",
                 config=FTS(
-                    stem=True, remove_stop_words=True, language="English", with_position=False
+                    base_tokenizer="whitespace",
+                    lower_case=False,
+                    stem=False,
+                    remove_stop_words=False,
+                    ascii_folding=False,
+                    max_token_length=None,
+                    with_position=False,
                 ),
                 replace=True,
             )
         for table in self._tables.values():
             table.optimize()
+        self._frequency = {}
 
     # -- reading (what `DocQA` asks of an index) -----------------------------------------------
 
@@ -313,9 +421,26 @@ class LanceCorpus:
         """The ids of every document that answers (files read successfully), as of the first
         call: a build running meanwhile is seen by a corpus opened after it."""
         if self._doc_ids is None:
-            query = self._tables["files"].search().where("state = 'ok'").select(["doc_id"])
-            self._doc_ids = sorted({int(r["doc_id"]) for r in query.limit(None).to_list()})
+            query = self._tables["files"].search().where("state = 'ok'")
+            rows = query.select(["doc_id", "path"]).limit(None).to_list()
+            self._paths = {int(r["doc_id"]): r["path"] for r in rows}
+            self._doc_ids = sorted(self._paths)
         return self._doc_ids
+
+    def doc_ids_of(self, name: str) -> list[int]:
+        """The documents of the file ``name``: its path as built, or the end of it after a
+        folder separator (``manuals/R-intro.pdf``); an `InputError` when none answers."""
+        suffix = "/" + name.replace(os.sep, "/").lstrip("/")
+        found = sorted(
+            r.doc_id
+            for r in self.files().values()
+            if r.state == "ok"
+            and r.doc_id is not None
+            and (r.path == name or r.path.replace(os.sep, "/").endswith(suffix))
+        )
+        if not found:
+            raise InputError(f"The corpus at {self.uri} has no readable file {name}.")
+        return found
 
     def _check(self, scheme: ChunkScheme) -> None:
         if self.scheme_key() != scheme.key:
@@ -374,32 +499,81 @@ class LanceCorpus:
         encoder=None,
         include_contents: bool = False,
     ) -> list[tuple[Chunk, float]]:
-        """The ``k`` chunks of ``doc_ids`` that Lance's BM25 ranks best for ``question``.
-
-        ``encoder`` is accepted for the index's signature; a corpus ranks by BM25 alone.
+        """The ``k`` chunks of ``doc_ids`` ranked best for ``question``, as the local index
+        ranks them: Lance's full-text index finds the `RESCORED` best chunks for the
+        question's terms; docqa's BM25 scores them with the corpus's statistics; with an
+        ``encoder`` (and a corpus built with its vectors), BM25's best are fused with dense
+        similarity (`Retriever`).
         """
         self._check(scheme)
+        if encoder is not None and encoder.name != self.encoder_name():
+            raise InputError(
+                f"The corpus at {self.uri} has no vectors of {encoder.name}; ask it without "
+                "dense retrieval (--no-dense), or build it with --vectors."
+            )
+        terms = bm25_tokens([question])[0]
+        if not terms:
+            return []
         filters = [] if include_contents else ["skipped = false"]
         wanted = set(int(d) for d in doc_ids)
         if wanted != set(self.doc_ids()):
             filters.append(f"doc_id IN ({_quoted(sorted(wanted))})")
-        query = self._tables["chunks"].search(question, query_type="fts")
+        columns = ["doc_id", "ordinal", "token_start", "token_end", "start", "end", "terms"]
+        columns.append("_score")  # Lance's own; asked for, so that Lance does not warn
+        if encoder is not None:
+            columns += ["pieces", "vectors"]
+        query = self._tables["chunks"].search(
+            " ".join(dict.fromkeys(terms)), query_type="fts", fts_columns="terms"
+        )
         if filters:
             query = query.where(" AND ".join(filters), prefilter=True)
-        rows = query.limit(k).to_list()
+        rows = query.select(columns).limit(max(RESCORED, k)).to_list()
+        # In the local index's order (files as a folder walk meets them, each file's chunks
+        # in turn): equal scores then rank in the same order.
+        self.doc_ids()
+        rows.sort(key=lambda r: (self._paths.get(r["doc_id"], "").split(os.sep), r["ordinal"]))
+        meta = self.meta()
+        n_chunks, n_terms = int(meta.get("chunks", 0)), int(meta.get("terms", 0))
+        if not rows or not n_chunks:
+            return []
+        bm25 = SubsetBm25(
+            [r["terms"].split() for r in rows], self.frequency(terms), n_chunks, n_terms / n_chunks
+        )
+        vectors = None
+        if encoder is not None:
+            vectors = lambda positions: [  # noqa: E731 - the Retriever's VectorSource
+                unpack_vectors(rows[i]["pieces"], rows[i]["vectors"]) for i in positions
+            ]
+        ranked = Retriever(bm25, encoder, vectors).rank(question, k)
         return [
             (
                 Chunk(
-                    int(r["doc_id"]),
-                    int(r["token_start"]),
-                    int(r["token_end"]),
-                    int(r["start"]),
-                    int(r["end"]),
+                    int(rows[i]["doc_id"]),
+                    int(rows[i]["token_start"]),
+                    int(rows[i]["token_end"]),
+                    int(rows[i]["start"]),
+                    int(rows[i]["end"]),
                 ),
-                float(r["_score"]),
+                score,
             )
-            for r in rows
+            for i, score in ranked
         ]
+
+    def frequency(self, terms: Sequence[str]) -> dict[str, int]:
+        """How many chunks of the corpus hold each of ``terms`` (absent: none)."""
+        missing = [t for t in dict.fromkeys(terms) if t not in self._frequency]
+        if missing:
+            rows = (
+                self._tables["bm25"]
+                .search()
+                .where(f"term IN ({_strings(missing)})")
+                .limit(None)
+                .to_list()
+            )
+            found = {r["term"]: int(r["df"]) for r in rows}
+            with self._lock:
+                self._frequency.update({t: found.get(t, 0) for t in missing})
+        return {t: self._frequency[t] for t in terms}
 
     def search(
         self,

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from docqa.errors import InputError
-from docqa.index.ingest import sha256_file
+from docqa.index.ingest import VECTOR_BATCH, sha256_file
 from docqa.scale.corpus import BuiltFile, FileRow, LanceCorpus, document_id
 from docqa.types import FileStatus
 from docqa.windowing import WindowSpec
@@ -51,6 +51,7 @@ class BuildReport:
     unchanged: int  # same content hash as in the corpus: not read again
     removed: int  # in the corpus but no longer under the paths given
     seconds: float
+    doc_ids: tuple[int, ...] = ()  # every document that answers, after the build
 
     @property
     def failed(self) -> int:
@@ -102,13 +103,21 @@ class _BuildTask:
     it hands back only each file's row (`FileRow`), or None for a file unchanged."""
 
     def __init__(
-        self, uri: str, model: str | None, settings: dict, max_file_mb: float | None, password
+        self,
+        uri: str,
+        model: str | None,
+        settings: dict,
+        max_file_mb: float | None,
+        password,
+        vectors: bool = False,
     ):
         from docqa.loaders import LoadOptions
+        from docqa.retrieve import DenseEncoder
         from docqa.windowing import ChunkScheme
 
         self.corpus = LanceCorpus(uri, create=True)  # the driver made it: opens, consistent
         self.scheme = ChunkScheme.default(model, **settings)
+        self.encoder = DenseEncoder() if vectors else None
         # One CPU per actor: a long PDF is not read by two processes at once here.
         self.options = LoadOptions(password=password, max_file_mb=max_file_mb, split_pdfs=False)
 
@@ -160,7 +169,21 @@ class _BuildTask:
             tokens,
             chunks,
             [bool(s) for s in skipped],
+            None if self.encoder is None else self._vectors(doc.text, chunks),
         )
+
+    def _vectors(self, text: str, chunks) -> list[np.ndarray]:
+        """Each chunk's piece vectors, encoded as ``docqa index --vectors`` encodes them:
+        `VECTOR_BATCH` chunks at a time, pieces cut over the batch's text."""
+        found: list[np.ndarray] = []
+        for b in range(0, len(chunks), VECTOR_BATCH):
+            batch = chunks[b : b + VECTOR_BATCH]
+            lo, hi = batch[0].start, max(c.end for c in batch)
+            vectors, owners = self.encoder.encode_chunks(
+                text[lo:hi], [(c.start - lo, c.end - lo) for c in batch]
+            )
+            found += [vectors[owners == i] for i in range(len(batch))]
+        return found
 
 
 def _files(paths: Sequence[str | os.PathLike]) -> tuple[list[str], list[FileStatus]]:
@@ -193,12 +216,15 @@ def build_corpus(
     workers: int | None = None,
     max_file_mb: float | None = 512.0,
     password: str | None = None,
+    vectors: bool = False,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> BuildReport:
     """Build (or bring up to date) the Lance corpus at ``uri`` from the files under ``paths``,
-    on Ray (see the module's docstring). ``progress(done, total, path)`` is called as each
-    file finishes, as `DocQA.index` calls it.
+    on Ray (see the module's docstring). ``vectors``: also each chunk's dense vectors (a
+    corpus keeps what its first build chose). ``progress(done, total, path)`` is called as
+    each file finishes, as `DocQA.index` calls it.
     """
+    from docqa.retrieve import DenseEncoder
     from docqa.windowing import ChunkScheme
 
     started = time.perf_counter()
@@ -206,6 +232,7 @@ def build_corpus(
     files, passed_over = _files(paths)
     corpus = LanceCorpus(uri, create=True)
     corpus.set_scheme(ChunkScheme.default(model, **settings))
+    vectors = corpus.set_encoder(DenseEncoder.name if vectors else None) is not None
     known = corpus.files()
     corpus.remove_unfinished()
     gone = [p for p in known if p not in set(files)]
@@ -228,6 +255,7 @@ def build_corpus(
                 "settings": settings,
                 "max_file_mb": max_file_mb,
                 "password": password,
+                "vectors": vectors,
             },
             batch_size=1,
             compute=_pool(ray, workers),
@@ -257,6 +285,7 @@ def build_corpus(
         unchanged=len(files) - read,
         removed=len(gone),
         seconds=time.perf_counter() - started,
+        doc_ids=tuple(corpus.doc_ids()),
     )
 
 
@@ -280,6 +309,7 @@ class _ReadTask:
 
         self.qa = DocQA(corpus=uri, **qa_settings)
         self.qa.warm_up()
+        self.corpus = LanceCorpus(uri)  # to find the documents of a question's file
         self.top_k = top_k
         self.chunks = chunks
 
@@ -287,9 +317,16 @@ class _ReadTask:
         from docqa.errors import DocQAError
 
         answers, errors = [], []
-        for question in batch["question"]:
+        for question, file in zip(batch["question"], batch["file"], strict=True):
             try:
-                found = self.qa.ask(str(question), top_k=self.top_k, chunks=self.chunks)
+                if file:  # asked of one file of the corpus
+                    doc_ids = self.corpus.doc_ids_of(str(file))
+                    prediction = self.qa.ask_indexed(
+                        str(question), doc_ids, top_k=self.top_k, chunks=self.chunks
+                    )
+                    found = list(prediction.answers)
+                else:
+                    found = self.qa.ask(str(question), top_k=self.top_k, chunks=self.chunks)
                 answers.append(pickle.dumps([a.to_dict() for a in found]))
                 errors.append("")
             except DocQAError as exc:
@@ -302,6 +339,7 @@ def batch_answers(
     uri: str,
     questions: Sequence[str],
     *,
+    files: Sequence[str | None] | None = None,
     top_k: int = 1,
     chunks: int | None = None,
     address: str | None = None,
@@ -309,16 +347,24 @@ def batch_answers(
     **qa_settings,
 ) -> list[tuple[list[dict], str]]:
     """Each question's answers (as `Answer.to_dict`) and error sentence ("" when none), in
-    question order, read by a pool of ``workers`` reader actors over the corpus at ``uri``.
-    ``qa_settings`` are `DocQA`'s (``model``, ``precision``, ...)."""
+    question order, read by a pool of ``workers`` reader actors over the corpus at ``uri``:
+    over the whole corpus, or over ``files[i]`` for question ``i`` when that is not None (a
+    path as built, or its end: `LanceCorpus.doc_ids_of`). ``qa_settings`` are `DocQA`'s
+    (``model``, ``precision``, ``dense``, ...)."""
     from docqa import DEFAULT_CHUNKS
 
     LanceCorpus(uri)  # a missing corpus is told here, before Ray starts
     if not questions:
         return []
+    files = list(files) if files is not None else [None] * len(questions)
+    if len(files) != len(questions):
+        raise InputError("Give one file (or None) for each question.")
     ray = start_ray(address, workers)
     dataset = ray.data.from_items(
-        [{"position": i, "question": q} for i, q in enumerate(questions)]
+        [
+            {"position": i, "question": q, "file": f or ""}
+            for i, (q, f) in enumerate(zip(questions, files, strict=True))
+        ]
     ).map_batches(
         _ReadTask,
         fn_constructor_kwargs={
@@ -340,3 +386,79 @@ def batch_answers(
     # Every question comes back once (Ray runs a failed task again); a gap would be a bug,
     # told as an error on that question rather than a lost row.
     return [r if r is not None else ([], "Not answered.") for r in results]
+
+
+class CorpusQA:
+    """Questions about files, asked of the Lance corpus at ``uri`` (``docqa eval --corpus``,
+    through `docqa.evaluate_docs`): `index` builds the files into the corpus on Ray
+    (`build_corpus`, with ``vectors`` when asked); `ask_batch` answers every question at once
+    with a Ray pool of ``workers`` readers (`batch_answers`); `ask_paths` one question here.
+    ``qa_settings`` are `DocQA`'s (``model``, ``precision``, ``dense``, ...).
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        address: str | None = None,
+        workers: int | None = None,
+        vectors: bool = False,
+        window_spec: WindowSpec | None = None,
+        **qa_settings,
+    ):
+        from docqa import DocQA
+
+        self.uri = str(uri)
+        self.address = address
+        self.workers = workers
+        self.vectors = vectors
+        self.window_spec = window_spec
+        self.qa_settings = qa_settings
+        self.qa = DocQA(corpus=self.uri, window_spec=window_spec, **qa_settings)
+        self._docs: list[str] = []
+
+    @property
+    def model_name(self) -> str:
+        return self.qa.model_name
+
+    def index(self, paths, progress=None) -> BuildReport:
+        self._docs = [str(Path(p).resolve()) for p in paths]
+        return build_corpus(
+            self.uri,
+            list(paths),
+            model=self.qa_settings.get("model"),
+            window_spec=self.window_spec,
+            address=self.address,
+            workers=self.workers,
+            vectors=self.vectors,
+            progress=progress,
+        )
+
+    def _file(self, paths) -> str | None:
+        """The one file a question is asked of, or None: every file built."""
+        wanted = [str(Path(p).resolve()) for p in paths]
+        if wanted == self._docs or len(wanted) != 1 or Path(wanted[0]).is_dir():
+            return None
+        return wanted[0]
+
+    def ask_paths(self, question: str, paths, top_k: int = 1, chunks: int | None = None):
+        file = self._file(paths)
+        corpus = LanceCorpus(self.uri)
+        doc_ids = corpus.doc_ids() if file is None else corpus.doc_ids_of(file)
+        return self.qa.ask_indexed(question, doc_ids, top_k=top_k, chunks=chunks), None
+
+    def ask_batch(self, questions: Sequence[str], paths, chunks: int | None = None) -> list[str]:
+        found = batch_answers(
+            self.uri,
+            questions,
+            files=[self._file(p) for p in paths],
+            chunks=chunks,
+            address=self.address,
+            workers=self.workers,
+            window_spec=self.window_spec,
+            **self.qa_settings,
+        )
+        for i, (_, error) in enumerate(found):
+            if error:
+                raise InputError(f"Question {i + 1} ({questions[i]!r}) failed: {error}")
+        return [answers[0]["text"] if answers else "" for answers, _ in found]
