@@ -783,11 +783,14 @@ class DocQA:
         `plan_indexed`'s calls: ``document``, ``tokens``, ``tokenized``, ``rank``)."""
         with self._lock:
             if self._index is None and self.corpus is not None:
+                from docqa.retrieve import DenseEncoder
                 from docqa.scale.corpus import LanceCorpus
 
                 self._index = LanceCorpus(self.corpus)
-                if self._dense_auto and self._index.encoder_name() is None:
-                    self.dense = False  # built without vectors: BM25 alone, no encoder loaded
+                if self._dense_auto and self._index.encoder_name() != DenseEncoder.name:
+                    # Built without vectors (or with another docqa's): BM25 alone, and no
+                    # encoder loaded.
+                    self.dense = False
             elif self._index is None:
                 from docqa.index import Index
 

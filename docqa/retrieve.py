@@ -57,6 +57,10 @@ STOPWORDS = "en_plus"
 #: Encoder tokens per dense piece (all-MiniLM-L6-v2 was trained on 128-token inputs).
 PIECE_TOKENS = 128
 PIECE_STRIDE = 32
+#: Consecutive chunks of a document whose pieces are cut together (chunks 0-31, 32-63, ...):
+#: fixed blocks, so that a chunk's vectors are the same whether they are made at indexing, on
+#: demand with any other candidates, or in a corpus, whatever questions came before.
+PIECE_BLOCK = 32
 
 
 @dataclass(frozen=True)
@@ -371,7 +375,9 @@ class DenseEncoder:
     sentence-transformers dependency.
     """
 
-    name = "all-MiniLM-L6-v2"
+    #: What its vectors are stored under: the model and how chunks are cut into pieces, so
+    #: that vectors cut another way (by an older docqa) are never mixed with these.
+    name = f"all-MiniLM-L6-v2:{PIECE_BLOCK}x{PIECE_TOKENS}/{PIECE_STRIDE}"
 
     def __init__(self, path: str | Path | None = None, batch_size: int = 32, device: str = "cpu"):
         self.path = Path(path) if path is not None else None
@@ -443,47 +449,70 @@ class DenseEncoder:
     def encode_chunks(
         self, text: str, ranges: Sequence[tuple[int, int]]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Piece vectors for overlapping chunks of one document, and the chunk of each.
+        """Piece vectors for consecutive chunks of one document, and the chunk of each.
 
-        ``ranges`` are the chunks' character ranges in ``text``; the pieces are those of
-        `cut_pieces`. A vector is repeated for each chunk it belongs to.
+        ``ranges`` are the chunks' character ranges in ``text``, in order, the first one the
+        first of its block (`PIECE_BLOCK`): each block's pieces are cut over that block's
+        text (`cut_pieces`). A vector is repeated for each chunk it belongs to.
         """
-        piece_texts, piece_of, owners = self.cut_pieces(text, ranges)
-        return self.encode(piece_texts)[piece_of], owners
+        texts: list[str] = []
+        piece_of, owners = [], []
+        for b in range(0, len(ranges), PIECE_BLOCK):
+            block = ranges[b : b + PIECE_BLOCK]
+            lo, hi = block[0][0], max(e for _, e in block)
+            pieces, of, own = self.cut_pieces(text[lo:hi], [(s - lo, e - lo) for s, e in block])
+            piece_of.append(of + len(texts))
+            owners.append(own + b)
+            texts += pieces
+        if not texts:
+            empty = np.zeros(0, dtype=np.int64)
+            return np.zeros((0, 0), dtype=np.float32), empty
+        return self.encode(texts)[np.concatenate(piece_of)], np.concatenate(owners)
 
     def cut_pieces(
         self, text: str, ranges: Sequence[tuple[int, int]]
     ) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """The pieces of chunks of one document: ``(piece texts, piece of each (chunk,
-        piece) pair, chunk of each pair)``.
+        """The pieces of chunks of one block of a document: ``(piece texts, piece of each
+        (chunk, piece) pair, chunk of each pair)``; ``text`` is the whole block's text and
+        ``ranges`` those of its chunks asked for.
 
         The encoder was trained on short inputs (pieces of ``PIECE_TOKENS`` tokens): a long
         chunk's meaning is better kept as its best-matching piece than as one averaged vector.
-        Pieces are cut once over the text, so what neighbouring chunks share is encoded once
-        (chunks overlap by ``doc_stride`` tokens: cutting each chunk on its own would
-        encode most text twice); a piece belongs to every chunk holding at least half of it.
+        Pieces are cut once over the block, from its start, so what neighbouring chunks share
+        is encoded once (chunks overlap by ``doc_stride`` tokens). A piece belongs to every
+        chunk holding at least half of it; a chunk holding no piece so (shorter than half of
+        one) gets the piece it overlaps most. Which pieces a chunk gets depends on the block
+        alone, never on the other chunks asked for.
         """
         empty = np.zeros(0, dtype=np.int64)
         if not ranges:
             return [], empty, empty
         backend = fast_backend(self.tokenizer)
-        lo, hi = min(s for s, _ in ranges), max(e for _, e in ranges)
-        offsets = backend.encode(text[lo:hi], add_special_tokens=False).offsets
+        offsets = backend.encode(text, add_special_tokens=False).offsets
+        if not offsets:
+            return [], empty, empty
         starts = np.asarray([s for s, _ in ranges])
         ends = np.asarray([e for _, e in ranges])
+        spans = [
+            (offsets[s][0], offsets[e - 1][1])
+            for s, e in window_bounds(len(offsets), PIECE_TOKENS, PIECE_STRIDE)
+        ]
+        piece_start = np.asarray([a for a, _ in spans])
+        piece_end = np.asarray([b for _, b in spans])
+        # overlap[piece, chunk]
+        overlap = np.minimum(ends[None, :], piece_end[:, None]) - np.maximum(
+            starts[None, :], piece_start[:, None]
+        )
+        owns = 2 * overlap >= (piece_end - piece_start)[:, None]
+        for chunk in np.flatnonzero(~owns.any(axis=0)):
+            if overlap[:, chunk].max() > 0:
+                owns[int(np.argmax(overlap[:, chunk])), chunk] = True
         piece_texts: list[str] = []
         piece_of: list[int] = []
         owners: list[int] = []
-        bounds = window_bounds(len(offsets), PIECE_TOKENS, PIECE_STRIDE) if offsets else []
-        for s, e in bounds:
-            ps, pe = lo + offsets[s][0], lo + offsets[e - 1][1]
-            overlap = np.minimum(ends, pe) - np.maximum(starts, ps)
-            mine = np.flatnonzero(2 * overlap >= pe - ps)
-            if not len(mine) and overlap.max() > 0:
-                mine = [int(np.argmax(overlap))]
-            if not len(mine):
-                continue  # between the chunks asked for
-            piece_texts.append(text[ps:pe])
+        for p in np.flatnonzero(owns.any(axis=1)):
+            mine = np.flatnonzero(owns[p])
+            piece_texts.append(text[piece_start[p] : piece_end[p]])
             piece_of += [len(piece_texts) - 1] * len(mine)
             owners += [int(m) for m in mine]
         return (
@@ -709,48 +738,69 @@ class Retriever:
 VectorSource = Callable[[np.ndarray], list[np.ndarray]]
 
 
+def piece_blocks(
+    doc_ids: np.ndarray, starts: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The character span of each chunk's block: the `PIECE_BLOCK` consecutive chunks of its
+    document (in order of their starts: chunks 0-31, 32-63, ...) whose pieces are cut
+    together.
+
+    >>> n = PIECE_BLOCK + 2  # two documents: n chunks, then one
+    >>> starts = np.arange(n + 1) * 10
+    >>> lo, hi = piece_blocks(np.array([0] * n + [1]), starts, starts + 15)
+    >>> sorted(set(zip(lo.tolist(), hi.tolist()))) == [
+    ...     (0, 10 * PIECE_BLOCK + 5), (10 * PIECE_BLOCK, 10 * n + 5), (10 * n, 10 * n + 15)]
+    True
+    """
+    doc_ids, starts, ends = map(np.asarray, (doc_ids, starts, ends))
+    n = len(doc_ids)
+    if not n:
+        return starts.astype(np.int64), ends.astype(np.int64)
+    order = np.lexsort((starts, doc_ids))
+    docs = doc_ids[order]
+    first = np.r_[True, docs[1:] != docs[:-1]]
+    positions = np.arange(n)
+    ordinal = positions - np.maximum.accumulate(np.where(first, positions, 0))
+    opens = np.flatnonzero(first | (ordinal % PIECE_BLOCK == 0))
+    block = np.cumsum(first | (ordinal % PIECE_BLOCK == 0)) - 1
+    block_start = np.empty(n, dtype=np.int64)
+    block_end = np.empty(n, dtype=np.int64)
+    block_start[order] = np.minimum.reduceat(starts[order], opens)[block]
+    block_end[order] = np.maximum.reduceat(ends[order], opens)[block]
+    return block_start, block_end
+
+
 def piece_vectors(
     encoder: DenseEncoder,
-    chunks: Sequence[tuple[object, int, int]],
+    chunks: Sequence[tuple[object, int, int, int, int]],
     read: Callable[[object, int, int], str],
 ) -> list[np.ndarray]:
-    """The piece vectors ``[pieces, dim]`` of each chunk ``(document, start, end)``.
+    """The piece vectors ``[pieces, dim]`` of each chunk ``(document, start, end,
+    block start, block end)`` (its block: `piece_blocks`).
 
-    ``read(document, lo, hi)`` gives that document's text ``[lo, hi)``. Chunks of one document
-    that overlap are cut into pieces together (`DenseEncoder.cut_pieces`: their shared text
-    is encoded once); chunks apart are read apart, so far-apart candidates of a very large
-    document never read the text between them.
+    ``read(document, lo, hi)`` gives that document's text ``[lo, hi)``. Chunks of one block
+    are cut into pieces together, over the whole block's text (`DenseEncoder.cut_pieces`), so
+    a chunk gets the vectors it gets at indexing whichever chunks it is asked with; blocks
+    apart are read apart, so far-apart candidates of a very large document never read the
+    text between them.
     """
     found: list[np.ndarray | None] = [None] * len(chunks)
-    order = sorted(range(len(chunks)), key=lambda i: (str(chunks[i][0]), chunks[i][1]))
-    runs: list[list[int]] = []
-    for i in order:
-        key, start, _ = chunks[i]
-        last = runs[-1][-1] if runs else None
-        if (
-            last is not None
-            and chunks[last][0] == key
-            and start <= max(chunks[j][2] for j in runs[-1])
-        ):
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-    # All runs' pieces go through the encoder together: full, length-sorted batches.
+    blocks: dict[tuple, list[int]] = {}
+    for i, (doc, _, _, lo, hi) in enumerate(chunks):
+        blocks.setdefault((doc, lo, hi), []).append(i)
+    # All blocks' pieces go through the encoder together: full, length-sorted batches.
     texts: list[str] = []
     cut = []
-    for run in runs:
-        key = chunks[run[0]][0]
-        lo = min(chunks[i][1] for i in run)
-        hi = max(chunks[i][2] for i in run)
+    for (doc, lo, hi), mine in blocks.items():
         pieces, piece_of, owners = encoder.cut_pieces(
-            read(key, lo, hi), [(chunks[i][1] - lo, chunks[i][2] - lo) for i in run]
+            read(doc, lo, hi), [(chunks[i][1] - lo, chunks[i][2] - lo) for i in mine]
         )
-        cut.append((run, piece_of + len(texts), owners))
+        cut.append((mine, piece_of + len(texts), owners))
         texts += pieces
-    vectors = encoder.encode(texts)
-    for run, piece_of, owners in cut:
-        for j, i in enumerate(run):
-            found[i] = vectors[piece_of[owners == j]]
+    vectors = encoder.encode(texts) if texts else None
+    for mine, piece_of, owners in cut:
+        for j, i in enumerate(mine):
+            found[i] = vectors[piece_of[owners == j]] if vectors is not None else np.zeros((0, 0))
     return found
 
 
@@ -761,11 +811,15 @@ class ChunkVectors:
     def __init__(
         self,
         encoder: DenseEncoder,
-        chunks: Sequence[tuple[object, int, int]],
+        chunks: Sequence[tuple[int, int, int]],
         read: Callable[[object, int, int], str],
     ):
         self.encoder = encoder
-        self.chunks = chunks
+        doc_ids, starts, ends = (np.asarray([c[k] for c in chunks]) for k in range(3))
+        block_start, block_end = piece_blocks(doc_ids, starts, ends)
+        self.chunks = [
+            (*c, int(lo), int(hi)) for c, lo, hi in zip(chunks, block_start, block_end, strict=True)
+        ]
         self.read = read
         self.encoded: dict[int, np.ndarray] = {}
 

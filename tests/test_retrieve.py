@@ -131,7 +131,7 @@ def test_encoder_vectors_are_unit_length():
     np.testing.assert_allclose(np.linalg.norm(v[:2], axis=1), 1.0, rtol=1e-5)
     # A long chunk is cut into several pieces, a short one is one piece.
     texts = {"long": "word " * 400, "short": "short"}
-    chunks = [("long", 0, len(texts["long"])), ("short", 0, len(texts["short"]))]
+    chunks = [(d, 0, len(texts[d]), 0, len(texts[d])) for d in ("long", "short")]
     long, short = docqa.retrieve.piece_vectors(enc, chunks, lambda d, a, b: texts[d][a:b])
     assert len(long) > 1 and len(short) == 1
     np.testing.assert_allclose(np.linalg.norm(long, axis=1), 1.0, rtol=1e-5)
@@ -144,7 +144,8 @@ def test_vector_size_is_read_from_the_encoders_config(tiny_model):
     assert enc.dim == 32
     assert enc.encode(["a cat", "a dog"]).shape == (2, 32)
     text = "word " * 300
-    [found] = docqa.retrieve.piece_vectors(enc, [(0, 0, len(text))], lambda d, a, b: text[a:b])
+    chunk = (0, 0, len(text), 0, len(text))
+    [found] = docqa.retrieve.piece_vectors(enc, [chunk], lambda d, a, b: text[a:b])
     assert found.shape[0] > 1 and found.shape[1] == 32
 
 
@@ -310,14 +311,47 @@ def test_piece_vectors_read_far_apart_chunks_apart(counting_encoder):
         reads.append((lo, hi))
         return text[lo:hi]
 
-    chunks = [("doc", 0, 400), ("doc", 300, 700), ("doc", 9000, 9400)]
+    # Two chunks of the block [0, 700), one of the block [9000, 9400).
+    chunks = [("doc", 0, 400, 0, 700), ("doc", 300, 700, 0, 700), ("doc", 9000, 9400, 9000, 9400)]
     found = docqa.retrieve.piece_vectors(counting_encoder, chunks, read)
     assert sorted(reads) == [(0, 700), (9000, 9400)]
-    # The overlapping pair is cut together, exactly as the encoder cuts them over the text.
+    # The block is cut together, exactly as the encoder cuts it at indexing.
     together, owners = counting_encoder.encode_chunks(text[:700], [(0, 400), (300, 700)])
     np.testing.assert_allclose(found[0], together[owners == 0], atol=1e-6)
     np.testing.assert_allclose(found[1], together[owners == 1], atol=1e-6)
     assert len(found[2]) >= 1
+
+
+def test_a_chunks_vectors_do_not_depend_on_the_chunks_asked_with_it(counting_encoder):
+    """Regression (issue 20): vectors made on demand were cut into pieces over the run of
+    candidates that first needed them, so a chunk's vectors depended on the other chunks of
+    the question that made them, and differed from those made at indexing (`encode_chunks`)
+    or in a corpus: 7 of 58 manual answers changed between the two. Pieces are now cut over
+    fixed blocks of `PIECE_BLOCK` chunks: the same vectors however the chunk is asked for."""
+    from docqa.retrieve import PIECE_BLOCK, piece_blocks
+
+    n = PIECE_BLOCK + 4
+    starts = np.arange(0, n) * 900
+    text = filler(200 * n)
+    ends = np.minimum(starts + 1400, len(text))
+    ranges = list(zip(starts.tolist(), ends.tolist(), strict=True))
+    lo, hi = piece_blocks(np.zeros(n, dtype=np.int64), starts, ends)
+    assert lo.tolist() == [0] * PIECE_BLOCK + [int(starts[PIECE_BLOCK])] * (n - PIECE_BLOCK)
+    chunks = [(0, s, e, int(a), int(b)) for (s, e), a, b in zip(ranges, lo, hi, strict=True)]
+
+    def read(_, a, b):
+        return text[a:b]
+
+    indexed, owners = counting_encoder.encode_chunks(text, ranges)
+    second = PIECE_BLOCK + 1  # the second chunk of the second block
+    for asked in ([3], [2, 3], [3, 4, second], list(range(n))):
+        found = docqa.retrieve.piece_vectors(counting_encoder, [chunks[i] for i in asked], read)
+        mine = found[asked.index(3)]
+        np.testing.assert_allclose(mine, indexed[owners == 3], atol=1e-6, err_msg=str(asked))
+        assert len(mine) >= 2
+    # Asked alone, a chunk of the second block is cut from that block's start.
+    [alone] = docqa.retrieve.piece_vectors(counting_encoder, [chunks[second]], read)
+    np.testing.assert_allclose(alone, indexed[owners == second], atol=1e-6)
 
 
 # --- fusion and ranking on hand-made scores (issue 21: mutation testing) ---------------------

@@ -56,7 +56,7 @@ from docqa.index.store import (
     transaction,
     write_vectors,
 )
-from docqa.retrieve import Chunk, DenseEncoder
+from docqa.retrieve import PIECE_BLOCK, Chunk, DenseEncoder
 from docqa.types import Document, FileStatus
 from docqa.windowing import ChunkScheme, TokenizedText, piece_bounds, tokenize_text
 
@@ -67,12 +67,15 @@ PART_CHARS = 1 << 22
 #: Chunks embedded and committed together by the dense encoder.
 VECTOR_BATCH = 256
 
-#: Chunks of one document (``encoder``, ``doc_id``, ``scheme``) that have no vector yet.
-_WITHOUT_VECTORS = (
-    "SELECT w.id, w.char_start, w.char_end FROM chunks w "
+#: Chunks of one document (``encoder``, ``doc_id``, ``scheme``), each with whether it has
+#: vectors yet.
+_VECTOR_STATE = (
+    "SELECT w.id, w.char_start, w.char_end, v.chunk_id IS NOT NULL FROM chunks w "
     "LEFT JOIN vectors v ON v.chunk_id = w.id AND v.encoder = ? "
-    "WHERE w.doc_id = ? AND w.scheme = ? AND v.chunk_id IS NULL"
+    "WHERE w.doc_id = ? AND w.scheme = ?"
 )
+#: Those that have none.
+_WITHOUT_VECTORS = _VECTOR_STATE + " AND v.chunk_id IS NULL"
 
 #: ``progress(done, total, path)`` after each file of an update; a callable that takes a
 #: fourth argument also gets the pages parsed so far (``progress(done, total, path, pages)``).
@@ -613,17 +616,24 @@ def _ensure_vectors(
 ) -> int:
     """Dense piece vectors for the chunks of ``doc_ids`` that have none yet; how many.
 
-    `VECTOR_BATCH` chunks at a time, each batch committed as it is done: a kill loses
-    only the batch being encoded, and the text read is only the batch's.
+    A chunk's pieces are cut over its block (`PIECE_BLOCK` chunks: `DenseEncoder.cut_pieces`),
+    so the blocks holding such a chunk are encoded whole, `VECTOR_BATCH` chunks at a time,
+    each batch committed as it is done: a kill loses only the batch being encoded, and the
+    text read is only the batch's.
     """
     ids = sorted({d for d in doc_ids if d is not None})
+    per_batch = max(1, VECTOR_BATCH // PIECE_BLOCK)
     added = 0
     for doc_id in ids:
         rows = db.execute(
-            _WITHOUT_VECTORS + " ORDER BY w.position",
-            (encoder.name, doc_id, scheme.key),
+            _VECTOR_STATE + " ORDER BY w.position", (encoder.name, doc_id, scheme.key)
         ).fetchall()
-        batches = [rows[b : b + VECTOR_BATCH] for b in range(0, len(rows), VECTOR_BATCH)]
+        blocks = [rows[b : b + PIECE_BLOCK] for b in range(0, len(rows), PIECE_BLOCK)]
+        blocks = [block for block in blocks if not all(has for *_, has in block)]
+        batches = [
+            [row for block in blocks[b : b + per_batch] for row in block]
+            for b in range(0, len(blocks), per_batch)
+        ]
         label = ""
         if pieces is not None and len(batches) > 1:
             shown = db.execute(
@@ -631,13 +641,15 @@ def _ensure_vectors(
             ).fetchone()
             label = os.path.basename(path_from_db(shown[0]) or "") if shown else ""
         for done, batch in enumerate(batches, 1):
-            lo, hi = batch[0][1], max(e for _, _, e in batch)
+            lo, hi = batch[0][1], max(e for _, _, e, _ in batch)
             text = text_range(db, doc_id, lo, hi)
-            vectors, owners = encoder.encode_chunks(text, [(s - lo, e - lo) for _, s, e in batch])
+            vectors, owners = encoder.encode_chunks(
+                text, [(s - lo, e - lo) for _, s, e, _ in batch]
+            )
+            mine = [(w, vectors[owners == i]) for i, (w, _, _, has) in enumerate(batch) if not has]
             with transaction(db):
-                mine = [(w, vectors[owners == i]) for i, (w, _, _) in enumerate(batch)]
                 write_vectors(db, encoder.name, mine)
-            added += len(batch)
+            added += len(mine)
             if label:
                 pieces(done, len(batches), f"vectors of {label}")
     return added

@@ -44,6 +44,7 @@ from docqa.retrieve import (
     Chunk,
     DenseEncoder,
     Retriever,
+    piece_blocks,
     piece_vectors,
     skipped_chunks,
 )
@@ -318,6 +319,7 @@ class StoredVectors:
         self.doc_ids = doc_ids
         self.starts = starts
         self.ends = ends
+        self.block_starts, self.block_ends = piece_blocks(doc_ids, starts, ends)
         self.kept: dict[int, np.ndarray] = {}
 
     def __call__(self, positions: np.ndarray) -> list[np.ndarray]:
@@ -328,12 +330,21 @@ class StoredVectors:
         missing = [(int(i), w) for i, w in zip(positions, ids, strict=True) if w not in self.kept]
         if missing:
             chunks = [
-                (int(self.doc_ids[i]), int(self.starts[i]), int(self.ends[i])) for i, _ in missing
+                (
+                    int(self.doc_ids[i]),
+                    int(self.starts[i]),
+                    int(self.ends[i]),
+                    int(self.block_starts[i]),
+                    int(self.block_ends[i]),
+                )
+                for i, _ in missing
             ]
             encoded = piece_vectors(
                 self.encoder, chunks, lambda doc_id, lo, hi: text_range(db, doc_id, lo, hi)
             )
-            made = [(w, v) for (_, w), v in zip(missing, encoded, strict=True)]
+            # Kept as stored (float16): the question that made them ranks with what every
+            # later question, another process or a corpus reads back.
+            made = [(w, v.astype(np.float16)) for (_, w), v in zip(missing, encoded, strict=True)]
             self.kept.update(made)
             self._store(db, made)
         return [self.kept[w] for w in ids]
