@@ -352,9 +352,7 @@ def test_batch_questions_asked_of_one_file_answer_from_it_alone(built, tiny_mode
     )
     everywhere = {Path(a["source"]).name for a in answers[0][0]}
     assert everywhere - {"aurora-manual.md"}  # asked of all files, others answer too
-    assert answers[1][0] and {Path(a["source"]).name for a in answers[1][0]} == {
-        "aurora-manual.md"
-    }
+    assert answers[1][0] and {Path(a["source"]).name for a in answers[1][0]} == {"aurora-manual.md"}
     assert answers[2] == ([], f"The corpus at {uri} has no readable file nowhere.pdf.")
 
 
