@@ -151,7 +151,16 @@ def _notes(folder: Path, n: int = 24, words: int = 400) -> None:
         (folder / f"note{i:02d}.txt").write_text(f"Note {i}. {body}.\n")
 
 
-RANKED = ["term3 term40?", "Which term120 and term7", "term250 term251 term5", "term1 term2"]
+#: Common and rare terms; one held by few chunks (the index then ranks chunks without it
+#: next, at 0, in its order), and a question of stop words alone (every chunk at 0).
+RANKED = [
+    "term3 term40?",
+    "Which term120 and term7",
+    "term250 term251 term5",
+    "term1 term2",
+    "term299 alone",
+    "What is it?",
+]
 
 
 def _ranking(index, corpus_or_index, question, doc_ids, scheme, encoder=None, k=8):

@@ -38,7 +38,7 @@ from datetime import timedelta
 import numpy as np
 
 from docqa.errors import InputError
-from docqa.retrieve import Chunk, Retriever, SubsetBm25, bm25_tokens
+from docqa.retrieve import DENSE_CANDIDATES, Chunk, Retriever, SubsetBm25, bm25_tokens
 from docqa.types import Document, Page, Region, Section
 from docqa.windowing import ChunkScheme, TokenizedText
 
@@ -512,9 +512,8 @@ class LanceCorpus:
                 "dense retrieval (--no-dense), or build it with --vectors."
             )
         terms = bm25_tokens([question])[0]
-        if not terms:
-            return []
-        filters = [] if include_contents else ["skipped = false"]
+        skip = [] if include_contents else ["skipped = false"]
+        filters = list(skip)
         wanted = set(int(d) for d in doc_ids)
         if wanted != set(self.doc_ids()):
             filters.append(f"doc_id IN ({_quoted(sorted(wanted))})")
@@ -522,16 +521,22 @@ class LanceCorpus:
         columns.append("_score")  # Lance's own; asked for, so that Lance does not warn
         if encoder is not None:
             columns += ["pieces", "vectors"]
-        query = self._tables["chunks"].search(
-            " ".join(dict.fromkeys(terms)), query_type="fts", fts_columns="terms"
-        )
-        if filters:
-            query = query.where(" AND ".join(filters), prefilter=True)
-        rows = query.select(columns).limit(max(RESCORED, k)).to_list()
-        # In the local index's order (files as a folder walk meets them, each file's chunks
-        # in turn): equal scores then rank in the same order.
-        self.doc_ids()
-        rows.sort(key=lambda r: (self._paths.get(r["doc_id"], "").split(os.sep), r["ordinal"]))
+        rows = []
+        if terms:
+            query = self._tables["chunks"].search(
+                " ".join(dict.fromkeys(terms)), query_type="fts", fts_columns="terms"
+            )
+            if filters:
+                query = query.where(" AND ".join(filters), prefilter=True)
+            rows = query.select(columns).limit(max(RESCORED, k)).to_list()
+        # The local index ranks every chunk: those without any of the question's terms score 0
+        # and come after, in its order, and are among BM25's candidates for dense fusion when
+        # fewer chunks hold a term.
+        needed = max(DENSE_CANDIDATES, k) if encoder is not None else k
+        if len(rows) < needed:
+            found = {(r["doc_id"], r["ordinal"]) for r in rows}
+            rows += self._unmatched(sorted(wanted), needed - len(rows), found, columns, skip)
+        rows.sort(key=self._order)
         meta = self.meta()
         n_chunks, n_terms = int(meta.get("chunks", 0)), int(meta.get("terms", 0))
         if not rows or not n_chunks:
@@ -558,6 +563,39 @@ class LanceCorpus:
             )
             for i, score in ranked
         ]
+
+    def _order(self, row: dict) -> tuple:
+        """A chunk's place in the local index's order (files as a folder walk meets them, each
+        file's chunks in turn): equal scores rank in this order there, so here too."""
+        self.doc_ids()
+        return self._paths.get(row["doc_id"], "").split(os.sep), row["ordinal"]
+
+    def _unmatched(
+        self, doc_ids: Sequence[int], n: int, found: set, columns: list[str], filters: list[str]
+    ) -> list[dict]:
+        """The first ``n`` chunks of ``doc_ids`` in the local index's order that are not
+        ``found`` and pass ``filters``: those the index ranks next, all scoring 0."""
+        out: list[dict] = []
+        table = self._tables["chunks"]
+        columns = [c for c in columns if c != "_score"]
+        self.doc_ids()
+        for doc in sorted(doc_ids, key=lambda d: self._paths.get(d, "").split(os.sep)):
+            limit = n + len(found) + 8
+            while True:
+                where = " AND ".join([f"doc_id = {int(doc)}", f"ordinal < {limit}", *filters])
+                rows = table.search().where(where).select(columns).limit(None).to_list()
+                fresh = sorted(
+                    (r for r in rows if (r["doc_id"], r["ordinal"]) not in found),
+                    key=lambda r: r["ordinal"],
+                )
+                complete = table.count_rows(f"doc_id = {int(doc)}") <= limit
+                if len(fresh) >= n - len(out) or complete:
+                    break
+                limit *= 2
+            out += fresh[: n - len(out)]
+            if len(out) >= n:
+                break
+        return out
 
     def frequency(self, terms: Sequence[str]) -> dict[str, int]:
         """How many chunks of the corpus hold each of ``terms`` (absent: none)."""
