@@ -327,6 +327,8 @@ def test_vectors_are_committed_in_batches_with_progress(tmp_path, scheme, monkey
     transaction): vectors are committed a batch of chunks at a time, with progress, and a kill
     loses only the batch in flight."""
     monkeypatch.setattr(docqa.index.ingest, "VECTOR_BATCH", 8)
+    # A batch holds whole blocks of chunks (their pieces are cut together): blocks of 4 here.
+    monkeypatch.setattr(docqa.index.ingest, "PIECE_BLOCK", 4)
     path = tmp_path / "doc.txt"
     path.write_text(big_document_text(3000))
     with Index(tmp_path / "ix") as index:
