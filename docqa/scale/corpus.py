@@ -567,8 +567,12 @@ class LanceCorpus:
     def _order(self, row: dict) -> tuple:
         """A chunk's place in the local index's order (files as a folder walk meets them, each
         file's chunks in turn): equal scores rank in this order there, so here too."""
+        return self._path_key(row["doc_id"]), row["ordinal"]
+
+    def _path_key(self, doc_id: int) -> list[str]:
+        """A document's file as a folder walk orders it (folder by folder)."""
         self.doc_ids()
-        return self._paths.get(row["doc_id"], "").split(os.sep), row["ordinal"]
+        return self._paths.get(doc_id, "").split(os.sep)
 
     def _unmatched(
         self, doc_ids: Sequence[int], n: int, found: set, columns: list[str], filters: list[str]
@@ -578,9 +582,9 @@ class LanceCorpus:
         out: list[dict] = []
         table = self._tables["chunks"]
         columns = [c for c in columns if c != "_score"]
-        self.doc_ids()
-        for doc in sorted(doc_ids, key=lambda d: self._paths.get(d, "").split(os.sep)):
+        for doc in sorted(doc_ids, key=self._path_key):
             limit = n + len(found) + 8
+            total = table.count_rows(f"doc_id = {int(doc)}")
             while True:
                 where = " AND ".join([f"doc_id = {int(doc)}", f"ordinal < {limit}", *filters])
                 rows = table.search().where(where).select(columns).limit(None).to_list()
@@ -588,8 +592,7 @@ class LanceCorpus:
                     (r for r in rows if (r["doc_id"], r["ordinal"]) not in found),
                     key=lambda r: r["ordinal"],
                 )
-                complete = table.count_rows(f"doc_id = {int(doc)}") <= limit
-                if len(fresh) >= n - len(out) or complete:
+                if len(fresh) >= n - len(out) or total <= limit:
                     break
                 limit *= 2
             out += fresh[: n - len(out)]

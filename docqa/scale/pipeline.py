@@ -416,6 +416,7 @@ class CorpusQA:
         self.qa_settings = qa_settings
         self.qa = DocQA(corpus=self.uri, window_spec=window_spec, **qa_settings)
         self._docs: list[str] = []
+        self._corpus: LanceCorpus | None = None  # opened at the first question, after `index`
 
     @property
     def model_name(self) -> str:
@@ -423,6 +424,7 @@ class CorpusQA:
 
     def index(self, paths, progress=None) -> BuildReport:
         self._docs = [str(Path(p).resolve()) for p in paths]
+        self._corpus = None  # a corpus opened before the build would not see it
         return build_corpus(
             self.uri,
             list(paths),
@@ -443,7 +445,9 @@ class CorpusQA:
 
     def ask_paths(self, question: str, paths, top_k: int = 1, chunks: int | None = None):
         file = self._file(paths)
-        corpus = LanceCorpus(self.uri)
+        if self._corpus is None:
+            self._corpus = LanceCorpus(self.uri)
+        corpus = self._corpus
         doc_ids = corpus.doc_ids() if file is None else corpus.doc_ids_of(file)
         return self.qa.ask_indexed(question, doc_ids, top_k=top_k, chunks=chunks), None
 
