@@ -11,6 +11,7 @@ so importing this module stays cheap.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +20,12 @@ import numpy as np
 from docqa.errors import InputError, ModelLoadError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+
+# transformers imports its classes lazily, on first use. Two threads loading at once (the
+# reader loads in the background while the index makes its tokenizer) can meet inside those
+# imports, and Python then hands one of them a module still being initialised ("cannot import
+# name 'AutoTokenizer' from 'transformers'"). Every load holds this lock: loads take turns.
+LOADING = threading.RLock()
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 
 
@@ -174,7 +181,8 @@ def _json_object(path: Path) -> dict:
 
 
 def _known_model_type(kind: str) -> bool:
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+    with LOADING:
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
     return kind in CONFIG_MAPPING
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from docqa.errors import InputError, ModelLoadError
 from docqa.modelio import (
+    LOADING,
     cached_model_folder,
     check_device,
     check_model_folder,
@@ -185,7 +186,8 @@ def load_model(name: str, device: str, allow_pickle: bool = False):
 
     Tests replace this function to inject a reader whose logits they control.
     """
-    from transformers.utils import logging as hf_logging
+    with LOADING:
+        from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # load reports are for model authors, not for readers
     hf_logging.disable_progress_bar()
@@ -229,17 +231,19 @@ def load_model(name: str, device: str, allow_pickle: bool = False):
 
 def _from_pretrained(source: str, local_files_only: bool, allow_pickle: bool = False):
     import torch
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(
-        source, local_files_only=local_files_only, trust_remote_code=False
-    )
-    model = AutoModelForQuestionAnswering.from_pretrained(
-        source,
-        dtype=torch.float32,
-        local_files_only=local_files_only,
-        **safe_load_options(allow_pickle),
-    )
+    with LOADING:
+        from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(
+            source, local_files_only=local_files_only, trust_remote_code=False
+        )
+        model = AutoModelForQuestionAnswering.from_pretrained(
+            source,
+            dtype=torch.float32,
+            local_files_only=local_files_only,
+            **safe_load_options(allow_pickle),
+        )
     return tokenizer, model
 
 

@@ -389,23 +389,24 @@ class DenseEncoder:
     def warm_up(self) -> None:
         if self._model is not None:
             return
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-        from docqa.modelio import check_model_folder, safe_load_options
+        from docqa.modelio import LOADING, check_model_folder, safe_load_options
 
         path = self.path or encoder_path()
         # Like the reader: no code from the folder, safetensors weights only.
         check_model_folder(Path(path))
         try:
-            self._tokenizer = AutoTokenizer.from_pretrained(
-                str(path), local_files_only=True, trust_remote_code=False
-            )
-            self._model = AutoModel.from_pretrained(
-                str(path), local_files_only=True, **safe_load_options()
-            )
+            with LOADING:
+                from transformers import AutoModel, AutoTokenizer
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.set_verbosity_error()
+                hf_logging.disable_progress_bar()
+                self._tokenizer = AutoTokenizer.from_pretrained(
+                    str(path), local_files_only=True, trust_remote_code=False
+                )
+                self._model = AutoModel.from_pretrained(
+                    str(path), local_files_only=True, **safe_load_options()
+                )
         except Exception as exc:
             raise ModelLoadError(
                 f"Cannot load the sentence encoder in {path} ({type(exc).__name__})."

@@ -544,6 +544,13 @@ def load_tokenizer(model: str | None = None):
     Falls back to the sentence encoder's tokenizer when no model is given and the default
     reader is not available, so `docqa search` works on a machine with no reader at all.
     """
+    from docqa.modelio import LOADING
+
+    with LOADING:
+        return _load_tokenizer(model)
+
+
+def _load_tokenizer(model: str | None):
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 

@@ -8,6 +8,8 @@ gives a wrong answer text here.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,3 +64,46 @@ def test_cli_answers_offline_with_no_model_option(monkeypatch, tmp_path) -> None
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["answers"][0]["text"] == "two years"
+
+
+# Three loads started at once in a fresh interpreter, as `ask` over an index starts them (the
+# reader and the sentence encoder in the background, the index's tokenizer meanwhile).
+# transformers imports its classes lazily; without `modelio.LOADING` about half of such
+# starts failed with "cannot import name 'AutoTokenizer' from 'transformers'".
+CONCURRENT_LOADS = r"""
+import threading
+from docqa import DocQA
+from docqa.retrieve import DenseEncoder
+from docqa.windowing import load_tokenizer
+
+qa = DocQA()
+start = threading.Barrier(3)
+errors = []
+
+def run(load):
+    start.wait()
+    try:
+        load()
+    except Exception as exc:
+        errors.append(repr(exc))
+
+loads = (qa.warm_up, lambda: load_tokenizer(None), DenseEncoder().warm_up)
+threads = [threading.Thread(target=run, args=(load,)) for load in loads]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(errors or "loaded")
+"""
+
+
+def test_models_load_from_several_threads_at_once() -> None:
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-c", CONCURRENT_LOADS],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        assert done.stdout.strip().splitlines()[-1:] == ["loaded"], done.stdout + done.stderr
