@@ -264,6 +264,8 @@ def test_text_range_reads_only_the_parts_it_spans(tmp_path, scheme, monkeypatch)
                 (starts[2], starts[2] + 1),  # not the one that ends at lo
                 (starts[1] - 3, starts[3] + 2),
                 (starts[-1] - 1, len(text)),
+                (starts[-1], len(text)),  # the last part only: not the one before it
+                (starts[-1] + 1, starts[-1] + 3),
             ]:
                 queries.clear()
                 assert text_range(db, doc_id, lo, hi) == text[lo:hi]
@@ -376,3 +378,28 @@ def test_a_failed_file_is_remembered_and_one_too_large_is_not(tmp_path, scheme):
             ("big.txt", "ok"),
             ("broken.pdf", "failed"),
         ]
+
+
+def test_an_update_that_only_adds_vectors_rewrites_no_file_and_keeps_the_generation(
+    tmp_path, scheme
+):
+    """Regression (commit path, `_apply`): an update of an unchanged folder that writes only
+    vectors (``--vectors`` after a plain index) finds every file the same: its row is not
+    rewritten, and the generation (what the BM25 cache is keyed on) does not move, since
+    vectors are not part of it."""
+    from docqa.retrieve import DenseEncoder
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name in ("a.txt", "b.txt"):
+        (folder / name).write_text(f"{name} says {filler(30)}")
+    with Index(tmp_path / "ix") as index:
+        index.update([folder], scheme)
+        generation = index.generation()
+        files = rows(index, "SELECT * FROM files ORDER BY path")
+        assert rows(index, "SELECT COUNT(*) FROM vectors") == [(0,)]
+        r = index.update([folder], scheme, encoder=DenseEncoder())
+        assert (r.parsed, r.reused, r.tokenized) == (0, 2, 0)
+        assert rows(index, "SELECT COUNT(*) FROM vectors")[0][0] > 0
+        assert rows(index, "SELECT * FROM files ORDER BY path") == files
+        assert index.generation() == generation
