@@ -7,6 +7,7 @@ the tests killed. Slow (minutes per module), so not part of CI.
 
     python scripts/mutation.py                 # mutate, test, report
     python scripts/mutation.py --report-only   # report the last run again
+    python scripts/mutation.py --only docqa.index --max-children 2   # the index's part only
 
 A surviving mutant is either a missing test or an equivalent change (the code behaves the same):
 list each with ``mutmut show NAME`` inside the worktree and say which it is.
@@ -114,7 +115,12 @@ def report() -> dict[str, Counter]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument(
+        "--only", default="", help="run only the SCOPE patterns that contain this text"
+    )
+    parser.add_argument("--max-children", type=int, default=None, help="mutmut's workers")
     opts = parser.parse_args()
+    patterns = [p for p in SCOPE if opts.only in p]
     if not opts.report_only:
         prepare()
         # The same property-test examples every run (tests/conftest.py), so scores compare; and
@@ -126,8 +132,12 @@ def main() -> None:
             "TOKENIZERS_PARALLELISM": "false",
             "OMP_NUM_THREADS": "1",
         }
+        workers = ["--max-children", str(opts.max_children)] if opts.max_children else []
         subprocess.run(
-            [sys.executable, "-m", "mutmut", "run", *SCOPE], cwd=WORKTREE, check=False, env=env
+            [sys.executable, "-m", "mutmut", "run", *workers, *patterns],
+            cwd=WORKTREE,
+            check=False,
+            env=env,
         )
     scores = report()
     # "no tests": no selected test reaches the mutated function, so nothing could catch it;
