@@ -372,11 +372,20 @@ def test_a_failed_file_is_remembered_and_one_too_large_is_not(tmp_path, scheme):
         assert [(os.path.basename(f.path), f.state) for f in index.files()] == [
             ("broken.pdf", "failed")
         ]
+        big = str(folder / "big.txt")
+        assert [(f.path, f.key, f.state, f.doc_id) for f in r.files if f.path == big] == [
+            (big, big, "skipped", None)
+        ]
+        assert "--max-file-mb" in next(f.reason for f in r.files if f.path == big)
+        # A copy of the broken file is known by its bytes: failed again, without parsing.
+        (folder / "copy.pdf").write_bytes((folder / "broken.pdf").read_bytes())
         r = index.update([folder], scheme)
-        assert r.parsed == 1  # big.txt only: the failed PDF is known
+        assert r.parsed == 1  # big.txt only: the failed PDF and its copy are known
+        assert {os.path.basename(s.path): s.state for s in r.statuses}["copy.pdf"] == "failed"
         assert [(os.path.basename(f.path), f.state) for f in index.files()] == [
             ("big.txt", "ok"),
             ("broken.pdf", "failed"),
+            ("copy.pdf", "failed"),
         ]
 
 
@@ -403,3 +412,87 @@ def test_an_update_that_only_adds_vectors_rewrites_no_file_and_keeps_the_generat
         assert rows(index, "SELECT COUNT(*) FROM vectors")[0][0] > 0
         assert rows(index, "SELECT * FROM files ORDER BY path") == files
         assert index.generation() == generation
+
+
+def test_a_document_in_parts_is_reported_and_shows_its_progress_part_by_part(
+    tmp_path, scheme, monkeypatch
+):
+    """Regression (commit path, `_apply` and `_ensure_chunks`): a file stored in parts counts
+    as parsed and tokenized, its record names it, and chunk progress is told once per part
+    when it has two parts or more (and never for a one-part file); with no progress callback
+    it is indexed all the same."""
+    text = long_text(8)
+    source = tmp_path / "docs" / "long.txt"
+    source.parent.mkdir()
+    source.write_text(text)
+    monkeypatch.setattr(docqa.index.ingest, "PART_CHARS", len(text) // 2 + 20)
+    told: list[tuple[int, int, str]] = []
+    with Index(tmp_path / "two") as index:
+        r = index.update([source], scheme, pieces=lambda *call: told.append(call))
+        assert rows(index, "SELECT parts FROM documents") == [(2,)]
+        assert (r.parsed, r.reused, r.tokenized, r.pages) == (1, 0, 1, 1)
+        [record] = r.files
+        assert (record.path, record.key, record.state, record.reason) == (
+            str(source),
+            str(source),
+            "ok",
+            "",
+        )
+        assert record.doc_id == rows(index, "SELECT id FROM documents")[0][0]
+    assert told == [(1, 2, f"chunks of {source}"), (2, 2, f"chunks of {source}")]
+    with Index(tmp_path / "quiet") as index:
+        r = index.update([source], scheme)
+        assert r.tokenized == 1 and rows(index, "SELECT COUNT(*) FROM chunks")[0][0] > 1
+    monkeypatch.setattr(docqa.index.ingest, "PART_CHARS", 1 << 22)
+    told.clear()
+    with Index(tmp_path / "one") as index:
+        index.update([source], scheme, pieces=lambda *call: told.append(call))
+    assert told == []
+
+
+def test_a_text_without_tokens_is_indexed_and_a_tokenless_first_part_shifts_nothing(
+    tmp_path, scheme, monkeypatch
+):
+    """Regression (commit path, `_ChunkCutter.add`): a text of zero-width characters only has
+    no tokens: it is indexed, with no chunk, rather than failing; and a document whose first
+    part has no tokens gets the chunks (bounds, texts and terms) of its text in one part."""
+    blank = tmp_path / "docs" / "blank.txt"
+    blank.parent.mkdir()
+    blank.write_text("\u200b\u200b\u200b \u200b\u2060 \u2060\u200b")
+    with Index(tmp_path / "blank") as index:
+        r = index.update([blank], scheme)
+        assert [s.state for s in r.statuses] == ["ok"] and r.tokenized == 1
+        assert rows(index, "SELECT COUNT(*) FROM chunks") == [(0,)]
+    text = " ".join(["\u200b\u2060"] * 30) + " " + long_text(8)
+    one, _ = build(tmp_path / "one", text, scheme, 1 << 22, monkeypatch)
+    with one:
+        reference = rows(one, CHUNKS)
+    parted, _ = build(tmp_path / "parted", text, scheme, 60, monkeypatch)
+    with parted:
+        first = rows(parted, "SELECT text FROM texts ORDER BY part")[0][0]
+        assert first.strip(" \u200b\u2060") == ""  # the first part has no tokens
+        assert rows(parted, CHUNKS) == reference
+
+
+def test_a_registered_loaders_metadata_is_stored_whatever_its_values(tmp_path, scheme, monkeypatch):
+    """Regression (commit path, `_insert_document`): a loader registered by a user
+    (`docqa.loaders.register`) may put values JSON cannot write in ``Document.meta`` (a date):
+    the document is stored, such a value as its text."""
+    import datetime
+
+    import docqa.loaders
+    from docqa.types import Document
+
+    when = datetime.datetime(2026, 12, 2, 9, 30)
+
+    def load_log(data: bytes, source: str, options) -> Document:
+        return Document.from_text(data.decode(), source, format="log", written=when)
+
+    monkeypatch.setitem(docqa.loaders.REGISTRY, ".log", load_log)
+    source = tmp_path / "run.log"
+    source.write_text(f"The run finished. {filler(20)}")
+    with Index(tmp_path / "ix") as index:
+        r = index.update([source], scheme)
+        assert [s.state for s in r.statuses] == ["ok"]
+        meta = index.document(r.files[0].doc_id).meta
+        assert meta["format"] == "log" and meta["written"] == str(when)

@@ -618,6 +618,13 @@ def test_a_file_parsed_by_an_older_loader_is_parsed_again_and_others_are_not(
         assert index.update([folder], scheme).parsed == 0
         db = index.connect()
         assert db.execute("SELECT COUNT(*) FROM documents").fetchone()[0] == 2
+        # A format with no version yet (0) gets its first: its files are parsed again too.
+        monkeypatch.setitem(docqa.loaders.LOADER_VERSIONS, "text", 1)
+        r = index.update([folder], scheme)
+        assert r.parsed == 1 and [f.path for f in r.files if f.state == "ok"][-1].endswith(
+            "notes.txt"
+        )
+        assert index.update([folder], scheme).parsed == 0
 
 
 def test_a_version_2_index_is_migrated_and_its_pdfs_parsed_again(tmp_path, scheme):
