@@ -12,7 +12,7 @@ import pytest
 from conftest import filler
 
 import docqa.index.ingest
-from docqa.index import Index
+from docqa.index import ChunkScheme, Index
 from docqa.index.store import (
     pack_tokens,
     read_block,
@@ -447,6 +447,10 @@ def test_a_document_in_parts_is_reported_and_shows_its_progress_part_by_part(
     told.clear()
     with Index(tmp_path / "one") as index:
         index.update([source], scheme, pieces=lambda *call: told.append(call))
+        # Chunked again for other windows: an unchanged one-part file, still no progress.
+        other = ChunkScheme.for_tokenizer(scheme.require_tokenizer(), 128, doc_stride=24)
+        r = index.update([source], other, pieces=lambda *call: told.append(call))
+        assert (r.parsed, r.tokenized) == (0, 1)
     assert told == []
 
 
