@@ -20,13 +20,13 @@ import numpy as np
 from docqa.errors import InputError, ModelLoadError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 
 # transformers imports its classes lazily, on first use. Two threads loading at once (the
 # reader loads in the background while the index makes its tokenizer) can meet inside those
 # imports, and Python then hands one of them a module still being initialised ("cannot import
 # name 'AutoTokenizer' from 'transformers'"). Every load holds this lock: loads take turns.
 LOADING = threading.RLock()
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 
 
 def check_device(device: str) -> str:

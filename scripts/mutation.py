@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
 
@@ -95,20 +96,22 @@ def prepare() -> None:
     (WORKTREE / "shared").symlink_to(ROOT.parent / "shared")
 
 
-def report() -> dict[str, Counter]:
-    """Mutants per mutated module and status (killed, survived, no tests, timeout, ...), in
-    mutmut's own words for its exit codes."""
+def report(patterns: Sequence[str]) -> dict[str, Counter]:
+    """Mutants of ``patterns`` per mutated module and status (killed, survived, no tests,
+    timeout, ...), in mutmut's own words for its exit codes; modules with none are left out."""
     from mutmut.stats import status_by_exit_code
 
     scores: dict[str, Counter] = {}
     for meta in sorted((WORKTREE / "mutants").rglob("*.py.meta")):
         module = str(meta.relative_to(WORKTREE / "mutants"))[: -len(".meta")]
         codes = json.loads(meta.read_text())["exit_code_by_key"]
-        scores[module] = Counter(
+        counts = Counter(
             status_by_exit_code[code]
             for name, code in codes.items()
-            if any(fnmatchcase(name, pattern) for pattern in SCOPE)
+            if any(fnmatchcase(name, pattern) for pattern in patterns)
         )
+        if counts:
+            scores[module] = counts
     return scores
 
 
@@ -139,7 +142,7 @@ def main() -> None:
             check=False,
             env=env,
         )
-    scores = report()
+    scores = report(patterns)
     # "no tests": no selected test reaches the mutated function, so nothing could catch it;
     # "not checked": not run yet (a run stopped early), left out of "killed % of checked".
     statuses = ("killed", "timeout", "survived", "no tests", "not checked")
@@ -158,7 +161,7 @@ def main() -> None:
     survivors = [
         line
         for line in results
-        if any(fnmatchcase(line.strip().split(":")[0], pattern) for pattern in SCOPE)
+        if any(fnmatchcase(line.strip().split(":")[0], pattern) for pattern in patterns)
         and not line.endswith("not checked")
     ]
     print("\nSurvivors (inspect with `mutmut show NAME` in benchmarks/out/mutation):")
