@@ -25,6 +25,18 @@ MANUALS = SHARED / "corpus" / "manuals"
 SQUAD = SHARED / "data" / "squad"
 
 
+def load_script(name: str):
+    """``scripts/NAME.py`` as a module (scripts are not a package)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
 def build_tiny_model(folder: Path, seed: int = 0) -> Path:
     """A randomly initialised 2-layer BERT QA model with the real vocabulary, saved to disk."""
     import torch

@@ -4,18 +4,13 @@ would teach the reader to answer with the neighbouring option."""
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import shutil
-import sys
 
 import pytest
-from conftest import ROOT
+from conftest import load_script
 
-spec = importlib.util.spec_from_file_location("reference_qa", ROOT / "scripts" / "reference_qa.py")
-reference_qa = importlib.util.module_from_spec(spec)
-sys.modules["reference_qa"] = reference_qa  # its dataclass looks its module up there
-spec.loader.exec_module(reference_qa)
+reference_qa = load_script("reference_qa")
 
 RENDERED = """\
 LS(1)                            User Commands                           LS(1)
