@@ -332,7 +332,7 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--man-pages", type=int, default=2000)
     parser.add_argument(
-        "--man-questions", type=int, default=4000, help="at most this many, drawn at random"
+        "--man-questions", type=int, default=4000, help="about this many, each kept at random"
     )
     parser.add_argument("--squad", type=Path, help="a SQuAD training file to mix in")
     parser.add_argument("--squad-fraction", type=float, default=0.5)
