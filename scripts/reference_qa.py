@@ -77,7 +77,7 @@ class Entry:
     lines: list[str]
     answer: str  # a substring of lines[0]
     question: str | None  # "what does it do" question, or None
-    default: tuple[str, str] | None  # (question, answer) about its default, answer in the body
+    default: tuple[str, str] | None  # (question, answer) about its default
 
 
 def third_person(verb: str) -> str:
@@ -171,18 +171,18 @@ def man_entries(text: str, command: str) -> list[list[Entry]]:
                 and value.lower() not in ("to", "is", "the", "a", "value", "none")
             ):
                 default = (f"What is the default for the {answer} option of {command}?", value)
-        entry_lines = [tag.strip(), *body] if split else [head.strip(), *body]
-        runs[-1].append(Entry(entry_lines, answer, question, default))
+        runs[-1].append(Entry([tag.strip(), *body], answer, question, default))
     return [run for run in runs if run]
 
 
 def man_pages(limit: int) -> list[tuple[str, Path]]:
+    # gcloud's thousands of pages are all alike
     pages = sorted(
         p
         for d in ("man1", "man8")
         for p in Path("/usr/share/man", d).glob("*.gz")
         if not p.name.startswith("gcloud")
-    )  # thousands of one tool's pages, all alike
+    )
     random.shuffle(pages)
     return [(p.name.split(".")[0], p) for p in pages[:limit]]
 
@@ -215,16 +215,13 @@ def py_entries(module_name: str) -> list[list[Entry]]:
         doc = inspect.getdoc(obj) or ""
         paragraph = doc.split("\n\n")[0]
         try:
-            signature = str(inspect.signature(obj))
+            found = inspect.signature(obj)
         except (TypeError, ValueError):
             continue
-        if (
-            len(signature) > 100
-            or not paragraph
-            or paragraph.lstrip().startswith(name.split(".")[-1] + "(")
-        ):
-            continue
+        parameters, signature = found.parameters.values(), str(found)
         short = name.split(".")[-1]
+        if len(signature) > 100 or not paragraph or paragraph.lstrip().startswith(short + "("):
+            continue
         clause = as_clause(first_sentence(paragraph))
         kind = (
             "method of " + name.split(".")[0]
@@ -240,23 +237,21 @@ def py_entries(module_name: str) -> list[list[Entry]]:
                     f"What {kind}{where} {clause}?",
                 ]
             )
+        heading = f"{name}{signature}"
         default = None
         params = [
             p
-            for p in inspect.signature(obj).parameters.values()
+            for p in parameters
             if p.default not in (inspect.Parameter.empty, None) and len(repr(p.default)) < 20
         ]
         if params:
             p = random.choice(params)
             value = repr(p.default)
-            default = (f"What is the default value of {p.name} in {short}?", f"{p.name}={value}")
-        heading = f"{name}{signature}"
+            # the answer is the default itself, where the heading shows it as "name=value"
+            if f"{p.name}={value}" in heading:
+                default = (f"What is the default value of {p.name} in {short}?", value)
         body = [" ".join(line.split()) for line in paragraph.splitlines()]
-        entry = Entry([heading, *body], short, question, None)
-        if default:
-            # the answer is the default itself, found inside "name=value" in the heading
-            entry.default = (default[0], value) if default[1] in heading else None
-        entries.append(entry)
+        entries.append(Entry([heading, *body], short, question, default))
     return [entries] if entries else []
 
 
@@ -349,9 +344,8 @@ def main() -> None:
         paragraphs = [p for run in man_entries(text, command) for p in contexts(run)]
         if paragraphs:
             articles.append(to_squad(f"man:{command}", paragraphs, counter))
-    counter_man = counter[0]
-    man_count = min(counter[0], args.man_questions)
-    articles = thin(articles, args.man_questions / max(counter[0], 1))
+    made_from_man = counter[0]
+    articles = thin(articles, args.man_questions / max(made_from_man, 1))
     for name in sorted(sys.stdlib_module_names):
         if name in SKIP_MODULES or name.startswith("_"):
             continue
@@ -359,7 +353,8 @@ def main() -> None:
         if paragraphs:
             articles.append(to_squad(f"py:{name}", paragraphs, counter))
     print(
-        f"about {man_count} man-page questions, {counter[0] - counter_man} docstring questions",
+        f"about {min(made_from_man, args.man_questions)} man-page questions, "
+        f"{counter[0] - made_from_man} docstring questions",
         file=sys.stderr,
     )
     if args.squad:
