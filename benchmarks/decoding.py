@@ -1,20 +1,27 @@
-"""Choose decoding defaults by document-level measurement: the max-context rule and ranking.
+"""Choose decoding defaults by document-level measurement: the max-context rule, ranking, and
+pooling the places that give the same answer.
 
 The model runs once per window; every decoding variant re-uses the same logits, so the
-comparison costs one evaluation, and differences come from decoding alone.
+comparison costs one evaluation, and differences come from decoding alone. SQuAD articles by
+default; ``--questions`` scores a JSONL file of questions over ``--docs`` the way
+``docqa eval --docs`` does (index, retrieval, reader).
 
     python benchmarks/decoding.py --model docqa/models/docqa-mini --limit 300
+    python benchmarks/decoding.py --model docqa/models/docqa-mini \
+        --questions benchmarks/data/manualqa-shared.jsonl --docs ../shared/corpus/manuals \
+        --split dev --precision auto
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from itertools import product
 
-from docqa.api import DocQA
-from docqa.evaluate import evaluate
+from docqa.api import DEFAULT_CHUNKS, DocQA
+from docqa.evaluate import evaluate, evaluate_docs
 
 DEV = "../shared/data/squad/dev-v1.1-part.json"
 
@@ -49,41 +56,56 @@ def main() -> None:
     parser.add_argument(
         "--chunks", type=int, default=None, help="read the N best retrieved chunks (ask's 10)"
     )
+    parser.add_argument("--questions", help="a JSONL questions file, asked of --docs instead")
+    parser.add_argument("--docs", nargs="+", default=[], help="files or folders (--questions)")
+    parser.add_argument("--split", default=None, help="only the questions of this split")
     args = parser.parse_args()
 
     shared = None
     rows = []
-    for max_context, rank_by in product([True, False], ["logit", "null_margin"]):
-        qa = DocQA(
-            model=args.model,
-            max_context=max_context,
-            rank_by=rank_by,
-            max_seq_len=args.max_seq_len,
-            precision=args.precision,
-        )
-        shared = shared or CachedLogits(qa.reader)
-        qa.reader = shared
-        started = time.monotonic()
-        report = evaluate(
-            args.data,
-            qa,
-            level=args.level,
-            limit=args.limit,
-            per_article=args.per_article,
-            chunks=args.chunks,
-        )
-        rows.append(
-            {
-                "max_context": max_context,
-                "rank_by": rank_by,
-                "chunks": args.chunks,
-                "exact": round(report.exact, 2),
-                "f1": round(report.f1, 2),
-                "total": report.total,
-                "seconds": round(time.monotonic() - started, 1),
-            }
-        )
-        print(json.dumps(rows[-1]), flush=True)
+    with tempfile.TemporaryDirectory(prefix="docqa-decoding-") as index:
+        variants = product([True, False], ["logit", "null_margin"], [True, False])
+        for max_context, rank_by, pool_answers in variants:
+            qa = DocQA(
+                model=args.model,
+                max_context=max_context,
+                rank_by=rank_by,
+                pool_answers=pool_answers,
+                max_seq_len=args.max_seq_len,
+                precision=args.precision,
+                index=index,
+            )
+            shared = shared or CachedLogits(qa.reader)
+            qa.reader = shared
+            started = time.monotonic()
+            if args.questions:
+                chunks = args.chunks or DEFAULT_CHUNKS
+                report = evaluate_docs(
+                    args.questions, qa, args.docs, chunks, args.split, args.limit
+                )
+            else:
+                chunks = args.chunks
+                report = evaluate(
+                    args.data,
+                    qa,
+                    level=args.level,
+                    limit=args.limit,
+                    per_article=args.per_article,
+                    chunks=chunks,
+                )
+            rows.append(
+                {
+                    "max_context": max_context,
+                    "rank_by": rank_by,
+                    "pool_answers": pool_answers,
+                    "chunks": chunks,
+                    "exact": round(report.exact, 2),
+                    "f1": round(report.f1, 2),
+                    "total": report.total,
+                    "seconds": round(time.monotonic() - started, 1),
+                }
+            )
+            print(json.dumps(rows[-1]), flush=True)
 
 
 if __name__ == "__main__":

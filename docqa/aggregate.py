@@ -2,12 +2,13 @@
 
 Pure functions. Every window contributes its best spans as `Candidate`s whose offsets point
 into the original ``Document.text`` (widened to whole words); candidates from all windows of
-all documents are then merged and ranked together by raw logit.
+all documents are then merged and ranked together by raw logit, and the places that give the
+same answer are pooled into one (`pool_same_answers`).
 
 The displayed score is ``exp(logit) / sum(exp(logit) over every candidate)``: the softmax of
-raw span scores over the whole candidate set (the best ``top_n`` spans of every window read).
-It is comparable across windows and files, sums to at most 1 over the answers shown, and
-orders answers exactly as the raw logits do.
+raw span scores over the whole candidate set (the best ``top_n`` spans of every window read),
+summed over the places that give the answer. It is comparable across windows and files, sums
+to at most 1 over the answers shown, and orders answers exactly as their logits do.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from docqa.metrics import normalize_answer
 from docqa.spans import best_spans
 from docqa.types import Document
 from docqa.windowing import TokenizedText, Window
@@ -277,6 +279,7 @@ def rank_candidates(
     boosts: Sequence[float] | None = None,
     rank_by: str = "logit",
     no_answer_threshold: float | None = None,
+    texts: Sequence[str] | None = None,
 ) -> tuple[list[Candidate], float | None]:
     """The candidates of every window read, merged and ranked: ``(ranked, null_score_diff)``.
 
@@ -286,7 +289,9 @@ def rank_candidates(
     window's no-answer score (Alberti et al. 2019's Natural Questions baseline): a window the
     reader thinks holds no answer cannot lend a high raw logit to its best span. With
     ``no_answer_threshold`` set and the best no-answer score ahead of the best span by more
-    than it, the question is judged unanswerable: ``ranked`` is empty.
+    than it, the question is judged unanswerable: ``ranked`` is empty. With ``texts`` (each
+    document's text, by ``doc_index``), the places that give the same answer are pooled into
+    one (`pool_same_answers`).
 
     >>> a, b = Candidate(0, 0, 4, 5.0, 1.0), Candidate(0, 9, 12, 4.0, -2.0)
     >>> [c.start for c in rank_candidates([a, b], [1.0, -2.0])[0]]
@@ -304,7 +309,8 @@ def rank_candidates(
         ranked = [replace(c, logit=c.logit - c.null_logit) for c in ranked]
     if no_answer_threshold is not None and diff is not None and diff > no_answer_threshold:
         return [], diff
-    return merge_duplicates(ranked), diff
+    ranked = merge_duplicates(ranked)
+    return (ranked if texts is None else pool_same_answers(ranked, texts)), diff
 
 
 def merge_duplicates(candidates: Iterable[Candidate]) -> list[Candidate]:
@@ -319,6 +325,37 @@ def merge_duplicates(candidates: Iterable[Candidate]) -> list[Candidate]:
         if key not in best or c.logit > best[key].logit:
             best[key] = c
     return sorted(best.values(), key=lambda c: (-c.logit, c.doc_index, c.start, c.end))
+
+
+def pool_same_answers(candidates: Sequence[Candidate], texts: Sequence[str]) -> list[Candidate]:
+    """One candidate per answer: the places whose text is the same answer (SQuAD-normalised,
+    `normalize_answer`) become their best-scored place, with the log of their summed
+    ``exp(logit)`` as its logit, best first.
+
+    ``candidates`` must come from `merge_duplicates` (one per place, best first). A manual
+    states its facts more than once (the description, an example, the summary), and each place
+    the reader reads adds evidence for what it says: the answer's probability is the sum over
+    its places, as in evidence aggregation for open-domain QA (Wang et al. 2018, "strength"
+    re-ranking; Clark and Gardner 2018 sum the probability of every occurrence in training).
+    Two places that say the same thing count once each, never twice for one place.
+
+    >>> text = "use pict2e here; the pict2e terminal, or gnuplot, or pict2e."
+    >>> cs = [Candidate(0, 41, 48, 2.0, 0.0), Candidate(0, 4, 10, 1.5, 0.0),
+    ...       Candidate(0, 53, 59, 1.2, 0.0)]
+    >>> [(text[c.start:c.end], round(c.logit, 2)) for c in pool_same_answers(cs, [text])]
+    [('pict2e', 2.05), ('gnuplot', 2.0)]
+    """
+    groups: dict[tuple[int, str] | str, list[Candidate]] = {}
+    for c in candidates:
+        said = texts[c.doc_index][c.start : c.end]
+        # An answer of articles alone normalises to nothing: it is only itself.
+        key = normalize_answer(said) or (c.doc_index, said)
+        groups.setdefault(key, []).append(c)
+    pooled = [
+        replace(group[0], logit=float(np.logaddexp.reduce([c.logit for c in group])))
+        for group in groups.values()
+    ]
+    return sorted(pooled, key=lambda c: (-c.logit, c.doc_index, c.start, c.end))
 
 
 def top_answers(candidates: list[Candidate], top_k: int) -> list[tuple[Candidate, float]]:

@@ -91,7 +91,9 @@ class Decoding:
     it has the most context (`docqa.spans`); ``no_answer_threshold``: with a number, the
     question is judged unanswerable (no answers) when the best no-answer score beats the best
     span's by more than it, in raw logits; ``rank_by``: ``"logit"`` (the span's raw score) or
-    ``"null_margin"`` (its margin over its own window's no-answer score).
+    ``"null_margin"`` (its margin over its own window's no-answer score); ``pool_answers``:
+    the places that give the same answer are one answer, scored by their summed probability
+    and shown at the best of them (`docqa.aggregate.pool_same_answers`).
 
     >>> Decoding(max_answer_len=0)
     Traceback (most recent call last):
@@ -103,6 +105,7 @@ class Decoding:
     max_context: bool = True
     no_answer_threshold: float | None = None
     rank_by: str = "logit"
+    pool_answers: bool = True
 
     def __post_init__(self):
         if self.max_answer_len < 1:
@@ -993,6 +996,7 @@ class _Spans:
             self.boosts if r.boosts is not None else None,
             decoding.rank_by,
             decoding.no_answer_threshold,
+            [doc.text for doc in r.documents] if decoding.pool_answers else None,
         )
         answers = tuple(
             DocQA._answer(r.documents[c.doc_index], c.start, c.end, c.logit, p)

@@ -123,7 +123,9 @@ class Answer:
     source: str
     context: str
     document: Document = field(repr=False)
-    logit: float = 0.0  # raw start_logit + end_logit; ranking is by this
+    # What ranks answers: start_logit + end_logit (with the retrieval boost when fused),
+    # log-summed over the places that give this answer.
+    logit: float = 0.0
     section: str | None = None
 
     def to_dict(self) -> dict:

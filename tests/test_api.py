@@ -204,6 +204,26 @@ def test_duplicates_from_overlapping_windows_count_once_in_the_score(plant, toke
     assert best.score == pytest.approx(1.0, abs=1e-6)
 
 
+def test_an_answer_said_in_two_places_pools_their_probability(plant):
+    # The owl is the surest single place; the heron, said in two files (once capitalised),
+    # is the likelier answer: its places' probabilities add up.
+    plant({"barn owl": 7.5, "grey heron": 7.3})
+    doc1 = Document.from_text(f"{filler(20)} A grey heron waits. {filler(20, 3)}", "1")
+    doc2 = Document.from_text(f"{filler(20, 5)} The Grey Heron, or a barn owl. {filler(9)}", "2")
+    alone = core(pool_answers=False).ask("Which bird?", [doc1, doc2], top_k=3)
+    assert [(a.text, a.source) for a in alone] == [
+        ("barn owl", "2"),
+        ("grey heron", "1"),
+        ("Grey Heron", "2"),
+    ]
+    pooled = core().ask("Which bird?", [doc1, doc2], top_k=3)
+    assert [(a.text, a.source) for a in pooled] == [("grey heron", "1"), ("barn owl", "2")]
+    assert pooled[0].score == pytest.approx(alone[1].score + alone[2].score, rel=1e-6)
+    assert pooled[0].logit == pytest.approx(np.logaddexp(alone[1].logit, alone[2].logit))
+    assert pooled[1].score == pytest.approx(alone[0].score, rel=1e-6)
+    check_invariants(pooled)
+
+
 def test_no_answer_when_cls_wins(plant):
     doc = Document.from_text(f"{filler(30)} {PHRASE} {filler(30)}")
     plant({PHRASE: 10.0}, cls=15.0)  # null 30 beats the best span's 20

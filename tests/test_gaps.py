@@ -161,7 +161,8 @@ def test_offsets_are_those_of_the_occurrence_the_reader_chose(plant):
     qa = DocQA(chunks=None, index=False, dense=False)
     [a] = qa.ask("When does it migrate?", Document.from_text(TWICE))
     assert (a.start, a.end) == (78, 111)
-    assert a.text == PHRASE and a.logit == pytest.approx(20.0)
+    # The first occurrence, pooled with it (the same answer), adds next to nothing.
+    assert a.text == PHRASE and a.logit == pytest.approx(20.0, abs=1e-3)
     assert a.context.startswith("Zoë’s café log")
 
 

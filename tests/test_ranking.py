@@ -4,7 +4,8 @@
 What each test pins: retrieval boosts are scaled over the chunks read and weighted; the
 no-answer decision uses raw reader logits even when the ranking is fused; ``null_margin``
 ranks by the margin over the span's own window; the threshold is strict; duplicates merge
-after boosting; skipped regions mask answer starts; page and region edges break answers.
+after boosting; the places that give the same answer pool into one (each place once);
+skipped regions mask answer starts; page and region edges break answers.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 from docqa.aggregate import (
     Candidate,
     answer_breaks,
+    pool_same_answers,
     rank_candidates,
     retrieval_boosts,
     sane_candidates,
@@ -103,6 +105,62 @@ def test_the_threshold_judges_raw_logits_even_when_boosts_would_win():
 def test_nothing_read_means_no_difference_and_no_abstention():
     assert rank_candidates([], [], no_answer_threshold=0.0) == ([], None)
     assert rank_candidates([], [1.0]) == ([], float("inf"))
+
+
+# --- pool_same_answers ---------------------------------------------------------------------------
+
+POOL_TEXTS = ["Use pict2e. The Pict2e terminal, or gnuplot; pict2e!", "gnuplot and the pict2e"]
+
+
+def at(doc: int, word: str, logit: float, occurrence: int = 0) -> Candidate:
+    """A candidate on the ``occurrence``-th ``word`` (any case) of ``POOL_TEXTS[doc]``."""
+    text, start = POOL_TEXTS[doc].lower(), -1
+    for _ in range(occurrence + 1):
+        start = text.index(word, start + 1)
+    return Candidate(doc, start, start + len(word), logit, 0.0)
+
+
+def test_places_that_say_the_same_answer_pool_their_probability():
+    # Three places say "pict2e" (one capitalised), none as sure as "gnuplot" alone.
+    ranked = [
+        at(0, "gnuplot", 3.0),
+        at(0, "pict2e", 2.5, 1),
+        at(0, "pict2e", 2.0),
+        at(0, "pict2e", 1.0, 2),
+    ]
+    pooled = pool_same_answers(ranked, POOL_TEXTS)
+    assert [(c.start, c.end) for c in pooled] == [(16, 22), (36, 43)]  # "Pict2e" leads
+    assert pooled[0].logit == pytest.approx(np.log(np.exp(2.5) + np.exp(2.0) + np.exp(1.0)))
+    assert pooled[1] == ranked[0]  # a lone answer keeps its own logit
+
+
+def test_pooling_runs_across_documents_and_keeps_the_best_place():
+    ranked = [at(1, "gnuplot", 2.0), at(0, "pict2e", 1.9), at(1, "pict2e", 1.8)]
+    pooled = pool_same_answers(ranked, POOL_TEXTS)
+    assert [(c.doc_index, c.start) for c in pooled] == [(0, 4), (1, 0)]
+    assert pooled[0].logit == pytest.approx(np.logaddexp(1.9, 1.8))
+
+
+def test_one_place_read_by_two_windows_counts_once():
+    twice = [at(0, "pict2e", 2.0), at(0, "pict2e", 2.0), at(0, "gnuplot", 2.5)]
+    ranked, _ = rank_candidates(twice, [0.0, 0.0], texts=POOL_TEXTS)
+    assert [(c.start, c.logit) for c in ranked] == [(36, 2.5), (4, 2.0)]
+
+
+def test_without_texts_each_place_ranks_alone():
+    cs = [at(0, "gnuplot", 3.0), at(0, "pict2e", 2.6, 1), at(0, "pict2e", 2.1)]
+    assert [c.start for c in rank_candidates(cs, [0.0])[0]] == [36, 16, 4]
+    assert [c.start for c in rank_candidates(cs, [0.0], texts=POOL_TEXTS)[0]] == [16, 36]
+
+
+def test_answers_of_articles_alone_pool_only_with_themselves():
+    text = ["The a the an"]
+    cs = [Candidate(0, 0, 3, 1.0, 0.0), Candidate(0, 4, 5, 1.0, 0.0), Candidate(0, 6, 9, 1.0, 0.0)]
+    assert [(c.start, c.logit) for c in pool_same_answers(cs, text)] == [
+        (0, 1.0),
+        (4, 1.0),
+        (6, 1.0),
+    ]
 
 
 # --- starts_outside, answer_breaks, sane_candidates --------------------------------------------
