@@ -8,13 +8,18 @@ from documentation already on the machine, never from the benchmark manuals:
 - man pages (sections 1 and 8, rendered by ``man``): "Which ls option lists entries by
   columns?" -> ``-C``; "What is the default for the --width option of foo?" -> its default;
 - the docstrings of Python's standard library: "Which function in math returns the arc
-  tangent of y/x?" -> ``atan2``; "What is the default value of reverse in sorted?" -> ``False``.
+  tangent of y/x?" -> ``atan2``; "What is the default value of reverse in sorted?" -> ``False``;
+- with ``--api``, the parameter lists of numpy, scipy, pandas, scikit-learn and torch
+  functions, the shape of a manual's "Arguments" section: "Which argument of linspace() is
+  the number of samples to generate?" -> ``num``; "What is the default endpoint of
+  linspace()?" -> ``True``.
 
 Each context holds several neighbouring entries, so the question must pick the right one.
 The questions are templates, not paraphrases: they teach what an answer looks like in a
 manual, not how people phrase questions (SQuAD's questions, mixed in with ``--squad``, do).
 
     python scripts/reference_qa.py OUT.json [--squad TRAIN.json --squad-fraction 0.5] [--seed 0]
+        [--api]
 """
 
 from __future__ import annotations
@@ -255,6 +260,141 @@ def py_entries(module_name: str) -> list[list[Entry]]:
     return [entries] if entries else []
 
 
+# -- parameters of numpy-style and Google-style docstrings --------------------------------------
+
+#: Libraries whose docstrings list their parameters ("name : type" under "Parameters", or
+#: "name (type): ..." under "Args:"): what a manual's "Arguments" section looks like.
+API_MODULES = (
+    "numpy",
+    "numpy.linalg",
+    "numpy.fft",
+    "scipy.stats",
+    "scipy.optimize",
+    "scipy.signal",
+    "scipy.interpolate",
+    "pandas",
+    "sklearn.linear_model",
+    "sklearn.cluster",
+    "sklearn.model_selection",
+    "sklearn.preprocessing",
+    "torch.nn.functional",
+)
+NUMPY_PARAM = re.compile(r"^(\w+)(?:\s*:\s*(.*))?$")
+GOOGLE_PARAM = re.compile(r"^ {4}(\w+)(?:\s*\(([^)]*)\))?:\s*(.*)$")
+#: A default in a parameter's type line ("bool, default True") and in its description.
+KIND_DEFAULT = re.compile(r"\bdefault(?:=|:|\s)\s*([^\s,;]+)")
+DESCRIPTION_DEFAULT = re.compile(
+    r"\b[Dd]efault(?:s to\s+|:\s*|=\s*|\s+is\s+|\s+value is\s+)([^\s,;]+)"
+)
+#: Words that make a description's first sentence a sentence rather than a noun phrase.
+FINITE = frozenset(
+    ["is", "are", "was", "will", "must", "should", "can", "may", "has", "have", "does"]
+)
+MARKUP = re.compile(r":\w+:`~?([^`]+)`|``([^`]+)``|`([^`]+)`")
+
+
+def plain(text: str) -> str:
+    """Docstring markup as a manual prints it: ``x`` and :attr:`p` become x and p."""
+    return MARKUP.sub(lambda m: next(g for g in m.groups() if g), text)
+
+
+def parameter_list(doc: str) -> list[tuple[str, str, list[str]]]:
+    """``(name, type, description lines)`` of a docstring's parameters, numpy or Google style."""
+    lines = doc.splitlines()
+    found = []
+    for i, line in enumerate(lines):
+        numpy_style = line.strip() == "Parameters" and lines[i + 1 : i + 2] == ["-" * 10]
+        if numpy_style or line.strip() == "Args:":
+            start = i + (2 if numpy_style else 1)
+            break
+    else:
+        return []
+    for line in lines[start:]:
+        if numpy_style and line and not line.startswith(" "):
+            if set(line.strip()) == {"-"}:  # the underline of the next section's heading
+                found.pop()
+                break
+            m = NUMPY_PARAM.match(line)
+            if not m:
+                break
+            found.append((m.group(1), m.group(2) or "", []))
+        elif not numpy_style and (m := GOOGLE_PARAM.match(line)):
+            found.append((m.group(1), m.group(2) or "", [m.group(3)] if m.group(3) else []))
+        elif line.startswith(" " * (4 if numpy_style else 8)) and found:
+            found[-1][2].append(line.strip())
+        elif line.strip() or not numpy_style:
+            break
+    return [(name, kind, body) for name, kind, body in found if body]
+
+
+def parameter_question(function: str, name: str, description: str) -> str | None:
+    """'Which argument of f() ...?' from the first sentence of a parameter's description."""
+    sentence = plain(first_sentence(description)).split(": ")[0].rstrip(".:")
+    words = sentence.split()
+    if not 3 <= len(words) <= 25 or name in words or "(" in sentence:
+        return None
+    first = words[0].lower()
+    lowered = sentence[0].lower() + sentence[1:]
+    if first.endswith("ed"):  # "Used for drawing random variates": a participle, not a verb
+        return f"Which argument of {function}() is {lowered}?"
+    clause = as_clause(sentence)
+    if clause:
+        return f"Which argument of {function}() {clause}?"
+    if first == "if" and sentence.lower().startswith("if true, "):
+        return f"Which {function}() argument, if True, means that {sentence[9:]}?"
+    if first == "whether":
+        return f"Which argument of {function}() says {lowered}?"
+    noun = first in ("the", "a", "an", "number", "name", "size", "maximum", "minimum", "type")
+    if noun and not FINITE.intersection(w.lower() for w in words):
+        article = "" if first in ("the", "a", "an") else "the "
+        return f"Which argument of {function}() is {article}{lowered}?"
+    return None
+
+
+def api_entries(module_name: str) -> list[list[Entry]]:
+    """One run per documented function or class: its heading, then its parameters."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            module = importlib.import_module(module_name)
+    except BaseException:
+        return []
+    runs = []
+    for name, obj in sorted(vars(module).items()):
+        if name.startswith("_") or not callable(obj):
+            continue
+        try:
+            doc = inspect.getdoc(obj) or ""
+        except Exception:
+            continue
+        params = parameter_list(doc)
+        if len(params) < 3:
+            continue
+        summary = plain(doc.split("\n\n")[0].replace("\n", " "))
+        run = [Entry([f"{name}()", summary], name, None, None)]
+        for param, kind, body in params:
+            description = plain(" ".join(body))
+            question = parameter_question(name, param, description)
+            default = None
+            found = KIND_DEFAULT.search(kind) or DESCRIPTION_DEFAULT.search(description)
+            if found:
+                value = found.group(1).strip("'\"`.:()")
+                if value and len(value) < 30 and value.lower() not in ("is", "the", "a", "none"):
+                    default = (
+                        random.choice(
+                            [
+                                f"What is the default {param} of {name}()?",
+                                f"What does the {param} argument of {name}() default to?",
+                            ]
+                        ),
+                        value,
+                    )
+            head = f"{param} : {plain(kind)}" if kind else param
+            run.append(Entry([head, *[plain(b) for b in body]], param, question, default))
+        runs.append(run)
+    return runs
+
+
 # -- contexts and questions --------------------------------------------------------------------
 
 
@@ -329,6 +469,12 @@ def main() -> None:
     parser.add_argument(
         "--man-questions", type=int, default=4000, help="about this many, each kept at random"
     )
+    parser.add_argument(
+        "--api",
+        action="store_true",
+        help="also ask for the parameters of numpy, scipy, pandas, scikit-learn and torch "
+        "functions (installed here), by what they do and by their defaults",
+    )
     parser.add_argument("--squad", type=Path, help="a SQuAD training file to mix in")
     parser.add_argument("--squad-fraction", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
@@ -352,9 +498,19 @@ def main() -> None:
         paragraphs = [p for run in py_entries(name) for p in contexts(run)]
         if paragraphs:
             articles.append(to_squad(f"py:{name}", paragraphs, counter))
+    made_from_stdlib = counter[0] - made_from_man
+    for name in API_MODULES if args.api else ():
+        runs = api_entries(name)
+        # Only a function's first context names it, and its questions name the function.
+        paragraphs = [
+            p for run in runs for p in contexts(run) if p[0].startswith(run[0].lines[0] + "\n")
+        ]
+        if paragraphs:
+            articles.append(to_squad(f"api:{name}", paragraphs, counter))
     print(
         f"about {min(made_from_man, args.man_questions)} man-page questions, "
-        f"{counter[0] - made_from_man} docstring questions",
+        f"{made_from_stdlib} docstring questions, "
+        f"{counter[0] - made_from_man - made_from_stdlib} parameter questions",
         file=sys.stderr,
     )
     if args.squad:

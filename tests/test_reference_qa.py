@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import types
 
 import pytest
 from conftest import load_script
@@ -119,3 +120,124 @@ def test_a_real_man_page_renders_into_questions():
         pytest.skip("no ls man page")
     found = {answer for _, answer, _ in questions(reference_qa.render(page), "ls")}
     assert found & {"-C", "--all", "--almost-all", "--escape"}
+
+
+# --- parameters of numpy-style and Google-style docstrings (--api) ---------------------------
+
+NUMPY_DOC = """\
+Return evenly spaced numbers over a specified interval.
+
+Parameters
+----------
+start : array_like
+    The starting value of the sequence.
+num : int, optional
+    Number of samples to generate. Default is 50. Must be non-negative.
+endpoint : bool, default True
+    If True, `stop` is the last sample.
+retstep : bool, optional
+    Whether to return the spacing between samples.
+
+Returns
+-------
+samples : ndarray
+    There are `num` equally spaced samples.
+"""
+
+GOOGLE_DOC = """\
+Randomly zero some elements of the input.
+
+Args:
+    p: probability of an element to be zeroed. Default: 0.5
+    training (bool): apply dropout if is ``True``.
+        Nothing else.
+    inplace: If set to ``True``, will do this operation in-place.
+
+Returns:
+    A tensor.
+"""
+
+
+def test_numpy_style_parameters_stop_at_the_next_section():
+    params = reference_qa.parameter_list(NUMPY_DOC)
+    assert [(name, kind) for name, kind, _ in params] == [
+        ("start", "array_like"),
+        ("num", "int, optional"),
+        ("endpoint", "bool, default True"),
+        ("retstep", "bool, optional"),
+    ]
+    assert params[1][2] == ["Number of samples to generate. Default is 50. Must be non-negative."]
+
+
+def test_google_style_parameters_keep_their_continuation_lines():
+    params = reference_qa.parameter_list(GOOGLE_DOC)
+    assert [(name, kind) for name, kind, _ in params] == [
+        ("p", ""),
+        ("training", "bool"),
+        ("inplace", ""),
+    ]
+    assert params[1][2] == ["apply dropout if is ``True``.", "Nothing else."]
+    assert reference_qa.parameter_list("No parameters here.\n\nReturns\n-------\nx\n") == []
+
+
+@pytest.mark.parametrize(
+    ("description", "question"),
+    [
+        (
+            "The starting value of the sequence.",
+            "Which argument of f() is the starting value of the sequence?",
+        ),
+        (
+            "Number of samples to generate. Default is 50.",
+            "Which argument of f() is the number of samples to generate?",
+        ),
+        (
+            "If True, `stop` is the last sample.",
+            "Which f() argument, if True, means that stop is the last sample?",
+        ),
+        (
+            "Whether to return the spacing.",
+            "Which argument of f() says whether to return the spacing?",
+        ),
+        (
+            "Used for drawing random variates.",
+            "Which argument of f() is used for drawing random variates?",
+        ),
+        (
+            "Return the spacing between samples.",
+            "Which argument of f() returns the spacing between samples?",
+        ),
+        ("The window must be a real array.", None),  # a sentence, not what the argument is
+        ("The value of num itself.", None),  # names the answer
+        ("Ignored.", None),
+    ],
+)
+def test_a_parameter_is_asked_by_what_its_description_says(description, question):
+    assert reference_qa.parameter_question("f", "num", description) == question
+
+
+def test_api_entries_ask_each_parameter_in_its_own_functions_context(monkeypatch):
+    module = types.ModuleType("fake_api")
+
+    def linspace(start, num=50, endpoint=True, retstep=False):
+        pass
+
+    linspace.__doc__ = NUMPY_DOC
+    module.linspace = linspace
+    monkeypatch.setitem(reference_qa.sys.modules, "fake_api", module)
+    monkeypatch.setattr(reference_qa, "MAX_QUESTIONS_PER_CONTEXT", 10)
+    random.seed(0)
+    [run] = reference_qa.api_entries("fake_api")
+    [(context, qas)] = list(reference_qa.contexts(run))
+    assert context.startswith("linspace()\nReturn evenly spaced numbers")
+    asked = {}
+    for question, answer, at in qas:
+        line = context[: at + len(answer)].rsplit("\n", 1)[-1] + context[at + len(answer) :]
+        asked[answer] = (question, line.split("\n", 1)[0])
+    assert set(asked) == {"start", "num", "endpoint", "retstep", "50", "True"}
+    # a parameter's answer is its own heading; a default points into its own entry
+    assert asked["num"][1] == "num : int, optional"
+    assert asked["endpoint"][1] == "endpoint : bool, default True"
+    assert asked["50"][1].startswith("Number of samples to generate. Default is 50")
+    assert "of linspace()" in asked["50"][0] and " num " in asked["50"][0]
+    assert asked["True"][1] == "endpoint : bool, default True"
