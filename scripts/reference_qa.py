@@ -195,12 +195,19 @@ def man_pages(limit: int) -> list[tuple[str, Path]]:
 # -- Python docstrings -------------------------------------------------------------------------
 
 
-def py_entries(module_name: str) -> list[list[Entry]]:
+def quiet_import(module_name: str):
+    """The module, or None where importing it fails (any error: some stdlib modules exit)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            module = importlib.import_module(module_name)
+            return importlib.import_module(module_name)
     except BaseException:
+        return None
+
+
+def py_entries(module_name: str) -> list[list[Entry]]:
+    module = quiet_import(module_name)
+    if module is None:
         return []
     entries: list[Entry] = []
     items = []
@@ -353,11 +360,8 @@ def parameter_question(function: str, name: str, description: str) -> str | None
 
 def api_entries(module_name: str) -> list[list[Entry]]:
     """One run per documented function or class: its heading, then its parameters."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            module = importlib.import_module(module_name)
-    except BaseException:
+    module = quiet_import(module_name)
+    if module is None:
         return []
     runs = []
     for name, obj in sorted(vars(module).items()):
