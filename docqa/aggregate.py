@@ -313,6 +313,11 @@ def rank_candidates(
     return (ranked if texts is None else pool_same_answers(ranked, texts)), diff
 
 
+def best_first(c: Candidate) -> tuple:
+    """The order answers are ranked in: best logit first, ties by place."""
+    return (-c.logit, c.doc_index, c.start, c.end)
+
+
 def merge_duplicates(candidates: Iterable[Candidate]) -> list[Candidate]:
     """One candidate per (document, start, end), keeping the best logit, best first.
 
@@ -324,7 +329,7 @@ def merge_duplicates(candidates: Iterable[Candidate]) -> list[Candidate]:
         key = (c.doc_index, c.start, c.end)
         if key not in best or c.logit > best[key].logit:
             best[key] = c
-    return sorted(best.values(), key=lambda c: (-c.logit, c.doc_index, c.start, c.end))
+    return sorted(best.values(), key=best_first)
 
 
 def pool_same_answers(candidates: Sequence[Candidate], texts: Sequence[str]) -> list[Candidate]:
@@ -355,7 +360,7 @@ def pool_same_answers(candidates: Sequence[Candidate], texts: Sequence[str]) -> 
         replace(group[0], logit=float(np.logaddexp.reduce([c.logit for c in group])))
         for group in groups.values()
     ]
-    return sorted(pooled, key=lambda c: (-c.logit, c.doc_index, c.start, c.end))
+    return sorted(pooled, key=best_first)
 
 
 def top_answers(candidates: list[Candidate], top_k: int) -> list[tuple[Candidate, float]]:
