@@ -2,11 +2,12 @@
 
 Pure functions. Every window contributes its best spans as `Candidate`s whose offsets point
 into the original ``Document.text`` (widened to whole words); candidates from all windows of
-all documents are then merged and ranked together by raw logit, and the places that give the
-same answer are pooled into one (`pool_same_answers`).
+all documents are then merged and ranked together by logit (raw, or less the window's
+no-answer score: ``rank_by``), and the places that give the same answer are pooled into one
+(`pool_same_answers`).
 
 The displayed score is ``exp(logit) / sum(exp(logit) over every candidate)``: the softmax of
-raw span scores over the whole candidate set (the best ``top_n`` spans of every window read),
+span scores over the whole candidate set (the best ``top_n`` spans of every window read),
 summed over the places that give the answer. It is comparable across windows and files, sums
 to at most 1 over the answers shown, and orders answers exactly as their logits do.
 """

@@ -88,12 +88,15 @@ class Decoding:
 
     ``max_answer_len`` tokens at most per answer; ``top_n_per_window`` best starts and ends
     tried in each window; ``max_context``: a token starts an answer only in the window where
-    it has the most context (`docqa.spans`); ``no_answer_threshold``: with a number, the
-    question is judged unanswerable (no answers) when the best no-answer score beats the best
-    span's by more than it, in raw logits; ``rank_by``: ``"logit"`` (the span's raw score) or
-    ``"null_margin"`` (its margin over its own window's no-answer score); ``pool_answers``:
-    the places that give the same answer are one answer, scored by their summed probability
-    and shown at the best of them (`docqa.aggregate.pool_same_answers`).
+    it has the most context (`docqa.spans`), so a phrase cut by a window's edge never stands
+    for the whole; ``no_answer_threshold``: with a number, the question is judged
+    unanswerable (no answers) when the best no-answer score beats the best span's by more
+    than it, in raw logits; ``rank_by``: ``"null_margin"`` (the default: a span's margin over
+    its own window's no-answer score) or ``"logit"`` (its raw score); ``pool_answers``: the
+    places that give the same answer are one answer, scored by their summed probability and
+    shown at the best of them (`docqa.aggregate.pool_same_answers`). The defaults were chosen
+    by document-level F1 on SQuAD articles and on the manual QA benchmark (README, "Decoding
+    defaults"; `benchmarks/decoding.py`).
 
     >>> Decoding(max_answer_len=0)
     Traceback (most recent call last):
@@ -104,7 +107,7 @@ class Decoding:
     top_n_per_window: int = 20
     max_context: bool = True
     no_answer_threshold: float | None = None
-    rank_by: str = "logit"
+    rank_by: str = "null_margin"
     pool_answers: bool = True
 
     def __post_init__(self):

@@ -32,7 +32,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from docqa import DEFAULT_CHUNKS, TrainConfig, WindowSpec
+from docqa import DEFAULT_CHUNKS, Decoding, TrainConfig, WindowSpec
 from docqa.errors import DocQAError, InputError, ModelLoadError
 
 EXIT_OK, EXIT_INPUT, EXIT_MODEL, EXIT_STRICT = 0, 2, 3, 4
@@ -592,7 +592,7 @@ def eval_command(
     doc_stride: DocStrideOpt = WindowSpec.doc_stride,
     max_context: Annotated[
         bool, typer.Option(help="Only let a token start an answer in its max-context window.")
-    ] = True,
+    ] = Decoding.max_context,
     chunks: ChunksOpt = None,
     old_windows: OldWindowsOpt = None,
     exhaustive: ExhaustiveOpt = False,
@@ -871,7 +871,7 @@ def train(
             device="auto",
             max_seq_len=WindowSpec.max_seq_len,
             doc_stride=WindowSpec.doc_stride,
-            max_context=True,
+            max_context=Decoding.max_context,
         )
 
 

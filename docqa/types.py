@@ -123,8 +123,9 @@ class Answer:
     source: str
     context: str
     document: Document = field(repr=False)
-    # What ranks answers: start_logit + end_logit (with the retrieval boost when fused),
-    # log-summed over the places that give this answer.
+    # What ranks answers: start_logit + end_logit, less its window's no-answer score when
+    # ranked by null margin (the default), plus the retrieval boost when fused, log-summed
+    # over the places that give this answer.
     logit: float = 0.0
     section: str | None = None
 

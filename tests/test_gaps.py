@@ -245,7 +245,8 @@ def test_the_no_answer_decision_under_fusion_uses_raw_reader_logits(plant):
     settings = {"index": False, "dense": False, "chunks": 3, **SMALL}
     fused = DocQA(**settings).predict(question, [doc], top_k=1, chunks=3)
     assert fused.answers[0].text == PHRASE
-    assert fused.answers[0].logit > 20.0, "the ranking is fused"
+    # Ranked by null margin (the default): 20 - 22, plus the retrieval boost.
+    assert fused.answers[0].logit > -2.0, "the ranking is fused"
     assert fused.null_score_diff == pytest.approx(2.0), "the raw difference, not 2 - boost"
     assert DocQA(no_answer_threshold=0.0, **settings).ask(question, doc) == []
     [a] = DocQA(no_answer_threshold=2.5, **settings).ask(question, doc)
