@@ -71,6 +71,28 @@ def window_candidates(
     ]
 
 
+def clear_of_cut_edges(
+    candidates: Sequence[Candidate], window: Window, text: TokenizedText
+) -> list[Candidate]:
+    """``candidates`` of ``window`` without those that touch an edge where the window cuts
+    the document (tokens lie beyond it): what the reader saw there may be half a phrase, and
+    the window across the edge reads it whole. Without the max-context rule, nothing else
+    keeps the cut half from standing for the whole.
+
+    >>> ends = np.array([3, 7, 11, 15, 19, 23])  # six three-letter words
+    >>> text = TokenizedText(ends, ends - 3, ends, ends - 3, ends)
+    >>> ids = np.zeros(7, dtype=np.int64)
+    >>> spans = [Candidate(0, a, b, 1.0, 0.0) for a, b in [(0, 3), (4, 7), (8, 15), (12, 19)]]
+    >>> [(c.start, c.end) for c in clear_of_cut_edges(spans, Window(0, ids, ids, 1, 1, 5), text)]
+    [(8, 15)]
+    >>> [(c.start, c.end) for c in clear_of_cut_edges(spans, Window(0, ids, ids, 1, 0, 4), text)]
+    [(0, 3), (4, 7)]
+    """
+    lo = int(text.word_start[window.token_start]) if window.token_start > 0 else -1
+    hi = int(text.word_end[window.token_end - 1]) if window.token_end < len(text) else math.inf
+    return [c for c in candidates if c.start > lo and c.end < hi]
+
+
 #: A line that holds nothing but a number: a page number (or a list number) on its own line.
 _NUMBER_LINE = re.compile(r"[ \t]*\(?[0-9]+\)?[ \t]*")
 #: A cross-reference to a page and nothing else: ``p. 91``, ``pp. 12-14``, ``page 7``.
@@ -79,6 +101,9 @@ _PAGE_REFERENCE = re.compile(r"(?:pp?\.|pages?)\s*[0-9]+(?:\s*[-–]\s*[0-9]+)?"
 _TRAILING_MARKER = re.compile(r"[A-Za-z]{2}[.,;:)]([0-9]{1,3})$")
 #: A span that starts with such a marker (matched from the span's start, looking back).
 _LEADING_MARKER = re.compile(r"(?<=[A-Za-z][.,;:)])[0-9]{1,3}(?![0-9])")
+#: A sentence's end at a line's end, then a line labelled with a number (a footnote body's
+#: ``3 paste(...)``, a list item's ``3. A vector``).
+_NUMBERED_LINE = re.compile(r"[.!?][ \t]*\n[ \t]*(?P<label>[0-9]{1,3})\.?[ \t]+\S")
 
 
 def answer_defect(text: str, start: int, end: int, breaks: Sequence[int] = ()) -> str | None:
@@ -90,7 +115,9 @@ def answer_defect(text: str, start: int, end: int, breaks: Sequence[int] = ()) -
     digit; a span holding a number alone on its line (a page number); a span that starts with
     a number glued to the word before it (a footnote marker: the ``39`` of ``implemented.39``);
     a span that is only a cross-reference to a page (``p. 91``: "see p. 91" points to the
-    answer, it is not one).
+    answer, it is not one); a span that runs on past a sentence's end at a line's end into
+    the number that labels the next line (``x.\n3`` or ``x.\n3 paste`` of "x.\n3 paste(...)
+    joins": a footnote body left in the text, a numbered item).
 
     >>> text = "Install it.39 Then run R.\n66\nChapter 9"
     >>> for s, e in [(0, 10), (11, 13), (26, 28), (19, 28), (10, 11), (26, 38)]:
@@ -103,6 +130,8 @@ def answer_defect(text: str, start: int, end: int, breaks: Sequence[int] = ()) -
     '66\nChapter 9' page number
     >>> answer_defect("as shown (see p. 91).", 14, 19)
     'page reference'
+    >>> answer_defect("of x.\n3 paste(...) joins", 3, 7), answer_defect("of x.\n3 paste", 3, 13)
+    ('numbered line', 'numbered line')
     """
     if any(start < b < end for b in breaks):
         return "crosses a page or region boundary"
@@ -118,6 +147,10 @@ def answer_defect(text: str, start: int, end: int, breaks: Sequence[int] = ()) -
         return "footnote marker"
     if _PAGE_REFERENCE.fullmatch(span.strip()):
         return "page reference"
+    # Bounded look past the end: the label's line must go on after it.
+    for match in _NUMBERED_LINE.finditer(text[start : min(len(text), end + 16)]):
+        if match.start("label") < end - start:
+            return "numbered line"
     return None
 
 

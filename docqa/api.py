@@ -22,6 +22,7 @@ import numpy as np
 
 from docqa.aggregate import (
     answer_breaks,
+    clear_of_cut_edges,
     context_line,
     rank_candidates,
     retrieval_boosts,
@@ -88,15 +89,17 @@ class Decoding:
 
     ``max_answer_len`` tokens at most per answer; ``top_n_per_window`` best starts and ends
     tried in each window; ``max_context``: a token starts an answer only in the window where
-    it has the most context (`docqa.spans`), so a phrase cut by a window's edge never stands
-    for the whole; ``no_answer_threshold``: with a number, the question is judged
-    unanswerable (no answers) when the best no-answer score beats the best span's by more
-    than it, in raw logits; ``rank_by``: ``"null_margin"`` (the default: a span's margin over
-    its own window's no-answer score) or ``"logit"`` (its raw score); ``pool_answers``: the
-    places that give the same answer are one answer, scored by their summed probability and
-    shown at the best of them (`docqa.aggregate.pool_same_answers`). The defaults were chosen
-    by document-level F1 on SQuAD articles and on the manual QA benchmark (README, "Decoding
-    defaults"; `benchmarks/decoding.py`).
+    it has the most context (`docqa.spans`); off (the default), every window's reading of a
+    span is a candidate and the best stands, but a span touching an edge where its window
+    cuts the text is dropped, so a phrase's cut half never stands for the whole
+    (`docqa.aggregate.clear_of_cut_edges`); ``no_answer_threshold``: with a number, the
+    question is judged unanswerable (no answers) when the best no-answer score beats the best
+    span's by more than it, in raw logits; ``rank_by``: ``"null_margin"`` (the default: a
+    span's margin over its own window's no-answer score) or ``"logit"`` (its raw score);
+    ``pool_answers``: the places that give the same answer are one answer, scored by their
+    summed probability and shown at the best of them (`docqa.aggregate.pool_same_answers`).
+    The defaults were chosen by document-level F1 on SQuAD articles and on the manual QA
+    benchmark (README, "Decoding defaults"; `benchmarks/decoding.py`).
 
     >>> Decoding(max_answer_len=0)
     Traceback (most recent call last):
@@ -105,7 +108,7 @@ class Decoding:
 
     max_answer_len: int = 30
     top_n_per_window: int = 20
-    max_context: bool = True
+    max_context: bool = False
     no_answer_threshold: float | None = None
     rank_by: str = "null_margin"
     pool_answers: bool = True
@@ -986,6 +989,8 @@ class _Spans:
             decoding.top_n_per_window,
             starts_outside(r.allowed[i], starts, regions),
         )
+        if not decoding.max_context:
+            found = clear_of_cut_edges(found, w, text)
         found = sane_candidates(found, doc.text, self.breaks[w.doc_index])
         self.candidates.extend(found)
         if r.boosts is not None:

@@ -35,6 +35,21 @@ def test_a_page_number_alone_on_its_line_is_not_an_answer_nor_in_one(plant):
     assert ask(paged("The kestrel flies 66 miles a day to Africa.")) == ["66"]
 
 
+def test_a_span_into_the_label_of_a_numbered_line_is_not_an_answer(plant):
+    """A footnote body the layout cleanup could not move (its marker, in ``1:10.3``, reads as
+    a number) begins a line with its number: ``x.\n3`` is a sentence's end and that label."""
+    plant({"Africa.\n3": 10.0, "migrates to": 8.0})
+    doc = paged("Each autumn the kestrel migrates to Africa.\n3 Kestrels are small falcons.")
+    # Neither "Africa.\n3" nor "migrates to Africa.\n3".
+    assert ask(doc) == ["migrates to"]
+    assert answer_defect("four times.\n3. A vector", 5, 14) == "numbered line"
+    assert answer_defect("of x.\n3 paste(...)", 3, 13) == "numbered line"
+    # Prose wrapped before a number goes on across the break: no sentence ends there, or
+    # "1.0" labels nothing.
+    assert answer_defect("the\n35 standard fonts", 0, 15) is None
+    assert answer_defect("run it.\n1.0 is the default", 4, 11) is None
+
+
 def test_a_span_across_a_page_boundary_is_not_an_answer(plant):
     plant({"Africa. Chapter 9": 10.0, "Chapter 9": 5.0})
     doc = paged("Each autumn the kestrel migrates to Africa.", "Chapter 9 Falcons")

@@ -72,12 +72,16 @@ def edge_text(tokenizer) -> str:
     return text
 
 
+@pytest.mark.parametrize("max_context", [True, False])
 @pytest.mark.parametrize("route", ["index", "memory"])
-def test_a_phrase_at_a_retrieved_chunks_edge_comes_back_whole(plant, tokenizer, tmp_path, route):
+def test_a_phrase_at_a_retrieved_chunks_edge_comes_back_whole(
+    plant, tokenizer, tmp_path, route, max_context
+):
     """Issue 21: with the max-context rule switched off in `DocQA._read_chunks` (the path of
     every default `ask`), the half of the phrase cut by chunk 0's edge came back, and no
     test noticed. Chunk 0 is retrieved first, so under fusion that half outranks the whole
-    phrase of chunk 1 unless the rule masks it."""
+    phrase of chunk 1 unless the rule masks it; without the rule, a span touching the edge
+    where a window cuts the text is dropped (`aggregate.clear_of_cut_edges`)."""
     # partial=True: the reader also peaks on the phrase cut at chunk 0's last token.
     plant({PHRASE: 10.0}, partial=True)
     text = edge_text(tokenizer)
@@ -85,10 +89,10 @@ def test_a_phrase_at_a_retrieved_chunks_edge_comes_back_whole(plant, tokenizer, 
     if route == "index":
         path = tmp_path / "birds.txt"
         path.write_text(text)
-        qa = DocQA(index=tmp_path / "ix", dense=False, **SMALL)
+        qa = DocQA(index=tmp_path / "ix", dense=False, max_context=max_context, **SMALL)
         answers = qa.ask(question, path, top_k=3)
     else:
-        qa = DocQA(index=False, dense=False, chunks=3, **SMALL)
+        qa = DocQA(index=False, dense=False, chunks=3, max_context=max_context, **SMALL)
         answers = qa.ask(question, Document.from_text(text), top_k=3)
     start = text.index(PHRASE)
     assert (answers[0].text, answers[0].start, answers[0].end) == (
