@@ -1,5 +1,5 @@
-"""Choose decoding defaults by document-level measurement: the max-context rule, ranking, and
-pooling the places that give the same answer.
+"""Choose decoding defaults by document-level measurement: the max-context rule, ranking,
+pooling the places that give the same answer, and (``--weights``) the retriever's share.
 
 The model runs once per window; every decoding variant re-uses the same logits, so the
 comparison costs one evaluation, and differences come from decoding alone. SQuAD articles by
@@ -20,7 +20,7 @@ import tempfile
 import time
 from itertools import product
 
-from docqa.api import DEFAULT_CHUNKS, DocQA
+from docqa.api import DEFAULT_CHUNKS, RETRIEVER_WEIGHT, Decoding, DocQA
 from docqa.evaluate import evaluate, evaluate_docs
 
 DEV = "../shared/data/squad/dev-v1.1-part.json"
@@ -59,18 +59,35 @@ def main() -> None:
     parser.add_argument("--questions", help="a JSONL questions file, asked of --docs instead")
     parser.add_argument("--docs", nargs="+", default=[], help="files or folders (--questions)")
     parser.add_argument("--split", default=None, help="only the questions of this split")
+    parser.add_argument(
+        "--weights",
+        nargs="+",
+        type=float,
+        default=[RETRIEVER_WEIGHT],
+        help="retriever weights to compare (when reading retrieved chunks)",
+    )
+    parser.add_argument(
+        "--default-decoding", action="store_true", help="vary only --weights, at Decoding()"
+    )
     args = parser.parse_args()
 
     shared = None
     rows = []
     with tempfile.TemporaryDirectory(prefix="docqa-decoding-") as index:
-        variants = product([True, False], ["logit", "null_margin"], [True, False])
-        for max_context, rank_by, pool_answers in variants:
+        decoding = Decoding()
+        variants = product(
+            [decoding.max_context] if args.default_decoding else [True, False],
+            [decoding.rank_by] if args.default_decoding else ["logit", "null_margin"],
+            [decoding.pool_answers] if args.default_decoding else [True, False],
+            args.weights,
+        )
+        for max_context, rank_by, pool_answers, weight in variants:
             qa = DocQA(
                 model=args.model,
                 max_context=max_context,
                 rank_by=rank_by,
                 pool_answers=pool_answers,
+                retriever_weight=weight,
                 max_seq_len=args.max_seq_len,
                 precision=args.precision,
                 index=index,
@@ -98,6 +115,7 @@ def main() -> None:
                     "max_context": max_context,
                     "rank_by": rank_by,
                     "pool_answers": pool_answers,
+                    "retriever_weight": weight,
                     "chunks": chunks,
                     "exact": round(report.exact, 2),
                     "f1": round(report.f1, 2),
