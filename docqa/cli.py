@@ -591,7 +591,11 @@ def eval_command(
     max_seq_len: MaxSeqLenOpt = WindowSpec.max_seq_len,
     doc_stride: DocStrideOpt = WindowSpec.doc_stride,
     max_context: Annotated[
-        bool, typer.Option(help="Only let a token start an answer in its max-context window.")
+        bool,
+        typer.Option(
+            help="Only let a token start an answer in its max-context window (off: drop the "
+            "spans at an edge where a window cuts the text instead)."
+        ),
     ] = Decoding.max_context,
     chunks: ChunksOpt = None,
     old_windows: OldWindowsOpt = None,
