@@ -74,13 +74,11 @@ def main() -> None:
     shared = None
     rows = []
     with tempfile.TemporaryDirectory(prefix="docqa-decoding-") as index:
-        decoding = Decoding()
-        variants = product(
-            [decoding.max_context] if args.default_decoding else [True, False],
-            [decoding.rank_by] if args.default_decoding else ["logit", "null_margin"],
-            [decoding.pool_answers] if args.default_decoding else [True, False],
-            args.weights,
-        )
+        d = Decoding()
+        choices = [[True, False], ["logit", "null_margin"], [True, False]]
+        if args.default_decoding:
+            choices = [[d.max_context], [d.rank_by], [d.pool_answers]]
+        variants = product(*choices, args.weights)
         for max_context, rank_by, pool_answers, weight in variants:
             qa = DocQA(
                 model=args.model,
