@@ -47,16 +47,22 @@ def window_candidates(
     max_answer_len: int,
     top_n: int,
     allowed_starts: np.ndarray | None = None,
+    allowed_ends: np.ndarray | None = None,
 ) -> list[Candidate]:
     """The best spans of one window as character-level candidates, widened to whole words.
 
-    ``allowed_starts`` masks the window's context tokens that may start an answer (the
-    max-context rule); None allows all of them.
+    ``allowed_starts`` and ``allowed_ends`` mask the window's context tokens that may start
+    and end an answer (`best_spans`); None allows all of them.
     """
     lo = window.context_offset
     n = window.token_end - window.token_start
     spans = best_spans(
-        start_logits[lo : lo + n], end_logits[lo : lo + n], max_answer_len, top_n, allowed_starts
+        start_logits[lo : lo + n],
+        end_logits[lo : lo + n],
+        max_answer_len,
+        top_n,
+        allowed_starts,
+        allowed_ends,
     )
     null = float(start_logits[cls_index] + end_logits[cls_index])
     return [
@@ -71,26 +77,33 @@ def window_candidates(
     ]
 
 
-def clear_of_cut_edges(
-    candidates: Sequence[Candidate], window: Window, text: TokenizedText
-) -> list[Candidate]:
-    """``candidates`` of ``window`` without those that touch an edge where the window cuts
-    the document (tokens lie beyond it): what the reader saw there may be half a phrase, and
-    the window across the edge reads it whole. Without the max-context rule, nothing else
-    keeps the cut half from standing for the whole.
+def cut_edge_masks(window: Window, text: TokenizedText) -> tuple[np.ndarray, np.ndarray]:
+    """Which of ``window``'s tokens may start and end an answer, given where it cuts the
+    document (tokens lie beyond an edge): none in the word at a cut edge, since what the
+    reader saw there may be half a phrase and the window across the edge reads it whole.
+    Without the max-context rule, nothing else keeps the cut half from standing for the
+    whole. Masks go into `best_spans`, so a barred span takes no place among the window's
+    best.
 
     >>> ends = np.array([3, 7, 11, 15, 19, 23])  # six three-letter words
     >>> text = TokenizedText(ends, ends - 3, ends, ends - 3, ends)
     >>> ids = np.zeros(7, dtype=np.int64)
-    >>> spans = [Candidate(0, a, b, 1.0, 0.0) for a, b in [(0, 3), (4, 7), (8, 15), (12, 19)]]
-    >>> [(c.start, c.end) for c in clear_of_cut_edges(spans, Window(0, ids, ids, 1, 1, 5), text)]
-    [(8, 15)]
-    >>> [(c.start, c.end) for c in clear_of_cut_edges(spans, Window(0, ids, ids, 1, 0, 4), text)]
-    [(0, 3), (4, 7)]
+    >>> starts, ends = cut_edge_masks(Window(0, ids, ids, 1, 1, 5), text)
+    >>> starts.tolist(), ends.tolist()
+    ([False, True, True, True], [True, True, True, False])
+    >>> [m.tolist() for m in cut_edge_masks(Window(0, ids, ids, 1, 0, 4), text)]
+    [[True, True, True, True], [True, True, True, False]]
     """
-    lo = int(text.word_start[window.token_start]) if window.token_start > 0 else -1
-    hi = int(text.word_end[window.token_end - 1]) if window.token_end < len(text) else math.inf
-    return [c for c in candidates if c.start > lo and c.end < hi]
+    first, last = window.token_start, window.token_end
+    starts = np.ones(last - first, dtype=bool)
+    ends = np.ones(last - first, dtype=bool)
+    if first == last:
+        return starts, ends
+    if first > 0:
+        starts = text.word_start[first:last] > text.word_start[first]
+    if last < len(text):
+        ends = text.word_end[first:last] < text.word_end[last - 1]
+    return starts, ends
 
 
 #: A line that holds nothing but a number: a page number (or a list number) on its own line.

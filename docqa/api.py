@@ -22,8 +22,8 @@ import numpy as np
 
 from docqa.aggregate import (
     answer_breaks,
-    clear_of_cut_edges,
     context_line,
+    cut_edge_masks,
     rank_candidates,
     retrieval_boosts,
     sane_candidates,
@@ -92,7 +92,7 @@ class Decoding:
     it has the most context (`docqa.spans`); off (the default), every window's reading of a
     span is a candidate and the best stands, but a span touching an edge where its window
     cuts the text is dropped, so a phrase's cut half never stands for the whole
-    (`docqa.aggregate.clear_of_cut_edges`); ``no_answer_threshold``: with a number, the
+    (`docqa.aggregate.cut_edge_masks`); ``no_answer_threshold``: with a number, the
     question is judged unanswerable (no answers) when the best no-answer score beats the best
     span's by more than it, in raw logits; ``rank_by``: ``"null_margin"`` (the default: a
     span's margin over its own window's no-answer score) or ``"logit"`` (its raw score);
@@ -978,7 +978,11 @@ class _Spans:
         doc, text = r.documents[w.doc_index], r.texts[w.doc_index]
         self.nulls.append(float(start_logits[self.cls] + end_logits[self.cls]))
         regions = [(g.start, g.end) for g in doc.regions if g.role in self.skipped]
-        starts = text.starts[w.token_start : w.token_end]
+        allowed = starts_outside(r.allowed[i], text.starts[w.token_start : w.token_end], regions)
+        allowed_ends = None
+        if not decoding.max_context:
+            edge_starts, allowed_ends = cut_edge_masks(w, text)
+            allowed = edge_starts if allowed is None else allowed & edge_starts
         found = window_candidates(
             w,
             start_logits,
@@ -987,10 +991,9 @@ class _Spans:
             self.cls,
             decoding.max_answer_len,
             decoding.top_n_per_window,
-            starts_outside(r.allowed[i], starts, regions),
+            allowed,
+            allowed_ends,
         )
-        if not decoding.max_context:
-            found = clear_of_cut_edges(found, w, text)
         found = sane_candidates(found, doc.text, self.breaks[w.doc_index])
         self.candidates.extend(found)
         if r.boosts is not None:

@@ -28,13 +28,16 @@ def best_spans(
     max_answer_len: int,
     top_n: int,
     allowed_starts: np.ndarray | None = None,
+    allowed_ends: np.ndarray | None = None,
 ) -> list[Span]:
     """The ``top_n`` best spans over context-only logits, best first.
 
     ``start_logits``/``end_logits`` hold only the context part of the window, so question and
     special tokens cannot be chosen. A span needs ``start <= end`` and
-    ``end - start < max_answer_len``; ``allowed_starts`` (bool per token) masks starts, for the
-    max-context rule. Ties are broken by position so the result is deterministic.
+    ``end - start < max_answer_len``; ``allowed_starts`` and ``allowed_ends`` (bool per token,
+    None for all) mask the tokens that may start and end one (the max-context rule, skipped
+    regions, a window's cut edges). Ties are broken by position so the result is
+    deterministic.
 
     >>> [(s.start, s.end) for s in best_spans(np.array([0., 5, 0]), np.array([0., 0, 5]), 30, 1)]
     [(1, 2)]
@@ -48,6 +51,10 @@ def best_spans(
         scores[: n - d, d] = start_logits[: n - d].astype(np.float64) + end_logits[d:]
     if allowed_starts is not None:
         scores[~np.asarray(allowed_starts, dtype=bool)] = -np.inf
+    if allowed_ends is not None:
+        barred = ~np.asarray(allowed_ends, dtype=bool)
+        for d in range(width):
+            scores[: n - d, d][barred[d:]] = -np.inf
     flat = scores.ravel()
     finite = np.flatnonzero(np.isfinite(flat))
     if len(finite) == 0:

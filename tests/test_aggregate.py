@@ -10,12 +10,13 @@ import pytest
 from docqa.aggregate import (
     Candidate,
     context_line,
+    cut_edge_masks,
     merge_duplicates,
     null_score_diff,
     top_answers,
     window_candidates,
 )
-from docqa.windowing import make_windows, pair_template, tokenize_question, tokenize_text
+from docqa.windowing import Window, make_windows, pair_template, tokenize_question, tokenize_text
 
 TEXT = "Alpha beta gamma. The unaffable tokenization ends here; delta epsilon zeta eta theta."
 
@@ -91,6 +92,41 @@ def test_allowed_starts_masks_starts(windows):
     allowed[2] = False
     best = window_candidates(w, start, end, text, 0, 30, 1, allowed)[0]
     assert best.start != text.word_start[w.token_start + 2]
+
+
+def test_a_span_at_a_cut_edge_takes_no_place_among_a_windows_best(windows):
+    # A window inside the text: its first and last words may be halves of phrases. The
+    # reader peaks on the first word; with the edge masked, the one best span is the inner
+    # one (a filter after the pick would leave the window with no candidate at all).
+    text, ws = windows
+    w = ws[2]
+    assert w.token_start > 0 and w.token_end < len(text)
+    start, end = logits_for(w, text, w.token_start, w.token_start)
+    inner = w.token_start + 3
+    start[w.context_offset + 3] = end[w.context_offset + 3] = 2.0
+    best = window_candidates(w, start, end, text, 0, 30, 1, *cut_edge_masks(w, text))
+    assert [(c.start, c.end) for c in best] == [(text.word_start[inner], text.word_end[inner])]
+    unmasked = window_candidates(w, start, end, text, 0, 30, 1)
+    assert unmasked[0].start == text.word_start[w.token_start]
+
+
+def test_cut_edge_masks_bar_the_whole_word_at_each_cut_edge_and_no_edge_of_the_text(windows):
+    text, ws = windows
+    first, last = ws[0], ws[-1]
+    assert first.token_start == 0 and last.token_end == len(text)
+    starts, ends = cut_edge_masks(first, text)
+    assert starts.all(), "the text's own start is no cut"
+    assert not ends[-1]
+    starts, ends = cut_edge_masks(last, text)
+    assert ends.all(), "the text's own end is no cut"
+    assert not starts[0]
+    # A word split into pieces: every piece of the word at the edge is barred.
+    piece = token_of(text, TEXT.index("unaffable") + 3)
+    ids = np.zeros(6, dtype=np.int64)
+    w = Window(0, ids, ids, 1, piece, piece + 4)  # starts inside "unaffable"
+    starts, _ = cut_edge_masks(w, text)
+    same_word = text.word_start[w.token_start : w.token_end] == text.word_start[piece]
+    assert not starts[same_word].any() and starts[~same_word].all()
 
 
 def test_merge_keeps_one_per_span_with_the_best_logit():

@@ -81,7 +81,7 @@ def test_a_phrase_at_a_retrieved_chunks_edge_comes_back_whole(
     every default `ask`), the half of the phrase cut by chunk 0's edge came back, and no
     test noticed. Chunk 0 is retrieved first, so under fusion that half outranks the whole
     phrase of chunk 1 unless the rule masks it; without the rule, a span touching the edge
-    where a window cuts the text is dropped (`aggregate.clear_of_cut_edges`)."""
+    where a window cuts the text cannot be picked (`aggregate.cut_edge_masks`)."""
     # partial=True: the reader also peaks on the phrase cut at chunk 0's last token.
     plant({PHRASE: 10.0}, partial=True)
     text = edge_text(tokenizer)

@@ -11,13 +11,13 @@ from docqa.spans import Span, best_spans, best_window_per_token
 from docqa.windowing import window_bounds
 
 
-def brute_force(start, end, max_answer_len, top_n, allowed=None):
+def brute_force(start, end, max_answer_len, top_n, allowed=None, allowed_ends=None):
     """Every legal (i, j), scored and ordered the documented way: score, then position."""
     spans = [
         (float(start[i]) + float(end[j]), i, j)
         for i in range(len(start))
         for j in range(i, min(len(end), i + max_answer_len))
-        if allowed is None or allowed[i]
+        if (allowed is None or allowed[i]) and (allowed_ends is None or allowed_ends[j])
     ]
     spans.sort(key=lambda s: (-s[0], s[1], s[2]))
     return [(i, j, score) for score, i, j in spans[:top_n]]
@@ -35,22 +35,23 @@ def window_logits(draw):
     n = draw(st.integers(0, 40))
     start = np.array(draw(st.lists(logit_values, min_size=n, max_size=n)), dtype=np.float32)
     end = np.array(draw(st.lists(logit_values, min_size=n, max_size=n)), dtype=np.float32)
-    allowed = draw(st.none() | st.lists(st.booleans(), min_size=n, max_size=n).map(np.array))
-    return start, end, allowed
+    mask = st.none() | st.lists(st.booleans(), min_size=n, max_size=n).map(np.array)
+    return start, end, draw(mask), draw(mask)
 
 
 @settings(max_examples=300, deadline=None)
 @given(window_logits(), st.integers(1, 45), st.integers(1, 60))
 def test_best_spans_matches_brute_force(logits, max_answer_len, top_n):
-    start, end, allowed = logits
-    got = best_spans(start, end, max_answer_len, top_n, allowed)
-    want = brute_force(start, end, max_answer_len, top_n, allowed)
+    start, end, allowed, allowed_ends = logits
+    got = best_spans(start, end, max_answer_len, top_n, allowed, allowed_ends)
+    want = brute_force(start, end, max_answer_len, top_n, allowed, allowed_ends)
     assert [(s.start, s.end) for s in got] == [(i, j) for i, j, _ in want]
     assert [s.score for s in got] == pytest.approx([score for _, _, score in want])
     for s in got:
         assert 0 <= s.start <= s.end < len(start)
         assert s.end - s.start < max_answer_len
         assert allowed is None or allowed[s.start]
+        assert allowed_ends is None or allowed_ends[s.end]
 
 
 def test_best_spans_never_ends_before_it_starts():
