@@ -249,6 +249,39 @@ def whole_code_token(text: str, start: int, end: int) -> tuple[int, int]:
     return s, e
 
 
+#: Words that name what kind of thing a piece of code is, and articles: in an answer beside
+#: one piece of code (``the function unclass()``), they repeat what the question asked for.
+_KIND_WORDS = frozenset(
+    {
+        *("function", "command", "option", "argument", "variable", "package", "operator"),
+        *("keyword", "method", "parameter", "the", "a", "an"),
+    }
+)
+
+
+def code_without_kind_words(text: str, start: int, end: int) -> tuple[int, int]:
+    """``[start, end)`` cut to its one piece of code (`whole_code_token`'s code) when every
+    other word in it only names the code's kind (``_KIND_WORDS``): ``function unclass()``
+    and ``qr() function`` answer ``unclass()`` and ``qr()``. Anything else is left as read.
+
+    >>> text = "use the function unclass(), or the qr() function; the R function"
+    >>> for s, e in [(4, 26), (35, 48), (50, 64), (8, 16)]:
+    ...     a, b = code_without_kind_words(text, s, e)
+    ...     print(repr(text[s:e]), '->', repr(text[a:b]))
+    'the function unclass()' -> 'unclass()'
+    'qr() function' -> 'qr()'
+    'the R function' -> 'the R function'
+    'function' -> 'function'
+    """
+    words = list(re.finditer(r"\S+", text[start:end]))
+    code = [w for w in words if _is_code(w.group())]
+    others = [w.group().strip(_CLAUSE_END).lower() for w in words if w not in code]
+    if len(code) != 1 or not others or not all(w in _KIND_WORDS for w in others):
+        return start, end
+    token = code[0].group().rstrip(_CLAUSE_END)
+    return start + code[0].start(), start + code[0].start() + len(token)
+
+
 def without_marker(text: str, start: int, end: int) -> int:
     """The end of ``text[start:end]`` without a footnote marker glued to its last word.
 
@@ -291,11 +324,12 @@ def answer_breaks(doc: Document) -> list[int]:
 
 def sane_candidates(candidates: Iterable[Candidate], text: str, breaks: Sequence[int]) -> list:
     """``candidates`` without what no person would accept as an answer (`answer_defect`),
-    each widened to whole code tokens (`whole_code_token`) and cut before a footnote marker
+    each widened to whole code tokens (`whole_code_token`), cut to its code where the rest
+    only names the code's kind (`code_without_kind_words`) and cut before a footnote marker
     glued to its last word (`without_marker`)."""
     kept = []
     for c in candidates:
-        start, end = whole_code_token(text, c.start, c.end)
+        start, end = code_without_kind_words(text, *whole_code_token(text, c.start, c.end))
         end = without_marker(text, start, end)
         if answer_defect(text, start, end, breaks) is None:
             kept.append(c if (start, end) == (c.start, c.end) else replace(c, start=start, end=end))

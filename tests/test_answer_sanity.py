@@ -146,6 +146,20 @@ def test_prose_is_not_widened(plant):
     assert ask(paged("They took on debts).[1] Later they paid.")) == ["debts"]
 
 
+def test_a_word_naming_the_kind_of_code_is_not_part_of_the_answer(plant):
+    """Issue 17: on the manuals the reader returned ``function unclass()`` and
+    ``qr() function``; the answer is the code, the word repeats what the question asked."""
+    plant({"function unclass()": 10.0})
+    assert ask(paged("Use the function unclass() to drop the class.")) == ["unclass()"]
+    plant({"the qr() function": 10.0})
+    assert ask(paged("Then the qr() function computes it.")) == ["qr()"]
+    # Any other word beside the code, or a kind word beside prose, stays as read.
+    plant({"function unclass() drops": 10.0})
+    assert ask(paged("The function unclass() drops the class.")) == ["function unclass() drops"]
+    plant({"R function": 10.0})
+    assert ask(paged("Use the R function for it.")) == ["R function"]
+
+
 def test_a_page_reference_alone_is_not_an_answer():
     assert answer_defect("as shown (see p. 91).", 14, 19) == "page reference"
     assert answer_defect("see pp. 12-14 for it", 4, 13) == "page reference"
