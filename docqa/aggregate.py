@@ -265,13 +265,15 @@ def code_without_kind_words(text: str, start: int, end: int) -> tuple[int, int]:
     and ``qr() function`` answer ``unclass()`` and ``qr()``. Anything else is left as read.
 
     >>> text = "use the function unclass(), or the qr() function; the R function"
-    >>> for s, e in [(4, 26), (35, 48), (50, 64), (8, 16)]:
+    >>> for s, e in [(4, 26), (35, 48), (50, 64), (8, 16), (8, 27), (35, 49)]:
     ...     a, b = code_without_kind_words(text, s, e)
     ...     print(repr(text[s:e]), '->', repr(text[a:b]))
     'the function unclass()' -> 'unclass()'
     'qr() function' -> 'qr()'
     'the R function' -> 'the R function'
     'function' -> 'function'
+    'function unclass(),' -> 'unclass()'
+    'qr() function;' -> 'qr()'
     """
     words = list(re.finditer(r"\S+", text[start:end]))
     code = [w for w in words if _is_code(w.group())]

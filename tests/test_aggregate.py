@@ -94,32 +94,42 @@ def test_allowed_starts_masks_starts(windows):
     assert best.start != text.word_start[w.token_start + 2]
 
 
-def test_a_span_at_a_cut_edge_takes_no_place_among_a_windows_best(windows):
+@pytest.mark.parametrize("edge", ["first", "last"])
+def test_a_span_at_a_cut_edge_takes_no_place_among_a_windows_best(windows, edge):
     # A window inside the text: its first and last words may be halves of phrases. The
-    # reader peaks on the first word; with the edge masked, the one best span is the inner
-    # one (a filter after the pick would leave the window with no candidate at all).
+    # reader peaks on the word at one edge; with the edges masked, the one best span is the
+    # inner one (a filter after the pick would leave the window with no candidate at all).
     text, ws = windows
     w = ws[2]
     assert w.token_start > 0 and w.token_end < len(text)
-    start, end = logits_for(w, text, w.token_start, w.token_start)
+    at = w.token_start if edge == "first" else w.token_end - 1
+    start, end = logits_for(w, text, at, at)
     inner = w.token_start + 3
     start[w.context_offset + 3] = end[w.context_offset + 3] = 2.0
     best = window_candidates(w, start, end, text, 0, 30, 1, *cut_edge_masks(w, text))
     assert [(c.start, c.end) for c in best] == [(text.word_start[inner], text.word_end[inner])]
     unmasked = window_candidates(w, start, end, text, 0, 30, 1)
-    assert unmasked[0].start == text.word_start[w.token_start]
+    assert (unmasked[0].start, unmasked[0].end) == (text.word_start[at], text.word_end[at])
 
 
 def test_cut_edge_masks_bar_the_whole_word_at_each_cut_edge_and_no_edge_of_the_text(windows):
     text, ws = windows
     first, last = ws[0], ws[-1]
     assert first.token_start == 0 and last.token_end == len(text)
+    # Barred: exactly the tokens of the word at the cut edge (one or several pieces).
     starts, ends = cut_edge_masks(first, text)
     assert starts.all(), "the text's own start is no cut"
-    assert not ends[-1]
+    words = text.word_start[: first.token_end]
+    assert ends.tolist() == (words != words[-1]).tolist()
+    assert 0 < (~ends).sum() < len(ends)
     starts, ends = cut_edge_masks(last, text)
     assert ends.all(), "the text's own end is no cut"
-    assert not starts[0]
+    words = text.word_end[last.token_start :]
+    assert starts.tolist() == (words != words[0]).tolist()
+    assert 0 < (~starts).sum() < len(starts)
+    ids = np.zeros(6, dtype=np.int64)
+    starts, _ = cut_edge_masks(Window(0, ids, ids, 1, 1, 5), text)  # one token cut off
+    assert starts.tolist() == [False, True, True, True]
     # A word split into pieces: every piece of the word at the edge is barred.
     piece = token_of(text, TEXT.index("unaffable") + 3)
     ids = np.zeros(6, dtype=np.int64)

@@ -5,7 +5,7 @@ its line, a footnote marker, punctuation."""
 from __future__ import annotations
 
 from docqa import DocQA, Document, Page
-from docqa.aggregate import answer_defect, whole_code_token
+from docqa.aggregate import answer_defect, code_without_kind_words, whole_code_token
 
 
 def paged(*pages: str) -> Document:
@@ -158,6 +158,14 @@ def test_a_word_naming_the_kind_of_code_is_not_part_of_the_answer(plant):
     assert ask(paged("The function unclass() drops the class.")) == ["function unclass() drops"]
     plant({"R function": 10.0})
     assert ask(paged("Use the R function for it.")) == ["R function"]
+
+
+def test_kind_words_and_code_are_told_apart_from_the_punctuation_after_them():
+    text = "Use the function unclass(), or the qr() function; then stop."
+    cut = {
+        text[s:e]: text[slice(*code_without_kind_words(text, s, e))] for s, e in [(8, 27), (35, 49)]
+    }
+    assert cut == {"function unclass(),": "unclass()", "qr() function;": "qr()"}
 
 
 def test_a_page_reference_alone_is_not_an_answer():

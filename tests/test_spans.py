@@ -151,6 +151,20 @@ def test_allowed_starts_given_as_zeros_and_ones_masks_like_booleans():
     assert [(s.start, s.end, s.score) for s in got] == [(1, 1, 4.0), (1, 2, 3.0)]
 
 
+def test_allowed_ends_given_as_zeros_and_ones_masks_like_booleans():
+    start = np.array([2.0, 1.0, 0.0])
+    end = np.array([0.0, 2.0, 1.0])
+    got = best_spans(start, end, 30, 5, None, np.array([1, 0, 1]))
+    assert got == best_spans(start, end, 30, 5, None, np.array([True, False, True]))
+    # No span ends at token 1, where the reader's best end is.
+    assert [(s.start, s.end, s.score) for s in got] == [
+        (0, 2, 3.0),
+        (0, 0, 2.0),
+        (1, 2, 2.0),
+        (2, 2, 1.0),
+    ]
+
+
 def test_max_context_a_later_window_beats_the_best_one_despite_a_worse_one_between():
     # Token 5 has context 2 in window 0, none in the one-token window 1, and 5 in window 2:
     # window 1 losing must not stop window 2 from winning.
