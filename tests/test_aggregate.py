@@ -128,8 +128,12 @@ def test_cut_edge_masks_bar_the_whole_word_at_each_cut_edge_and_no_edge_of_the_t
     assert starts.tolist() == (words != words[0]).tolist()
     assert 0 < (~starts).sum() < len(starts)
     ids = np.zeros(6, dtype=np.int64)
-    starts, _ = cut_edge_masks(Window(0, ids, ids, 1, 1, 5), text)  # one token cut off
+    pieces = [TEXT[a:b] for a, b in zip(text.starts[:5], text.ends[:5], strict=True)]
+    assert pieces == ["Alpha", "beta", "gamma", ".", "The"]
+    # One token cut off at each side, each a word of its own.
+    starts, ends = cut_edge_masks(Window(0, ids, ids, 1, 1, 5), text)
     assert starts.tolist() == [False, True, True, True]
+    assert ends.tolist() == [True, True, True, False]
     # A word split into pieces: every piece of the word at the edge is barred.
     piece = token_of(text, TEXT.index("unaffable") + 3)
     ids = np.zeros(6, dtype=np.int64)
