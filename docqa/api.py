@@ -90,8 +90,8 @@ class Decoding:
     ``max_answer_len`` tokens at most per answer; ``top_n_per_window`` best starts and ends
     tried in each window; ``max_context``: a token starts an answer only in the window where
     it has the most context (`docqa.spans`); off (the default), every window's reading of a
-    span is a candidate and the best stands, but a span touching an edge where its window
-    cuts the text is dropped, so a phrase's cut half never stands for the whole
+    span is a candidate and the best stands, but no span may start or end in the word at an
+    edge where its window cuts the text, so a phrase's cut half never stands for the whole
     (`docqa.aggregate.cut_edge_masks`); ``no_answer_threshold``: with a number, the
     question is judged unanswerable (no answers) when the best no-answer score beats the best
     span's by more than it, in raw logits; ``rank_by``: ``"null_margin"`` (the default: a
