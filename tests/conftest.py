@@ -9,8 +9,9 @@ from pathlib import Path
 import hypothesis
 import pytest
 
-# Mutation testing (scripts/mutation.py) compares runs: there every property test draws the same
-# examples each time (HYPOTHESIS_PROFILE=derandomized); elsewhere they vary as usual.
+# Mutation testing (scripts/mutation.py) compares runs, and CI (.ci/run) must not fail by the
+# chance of a draw: there every property test draws the same examples each time
+# (HYPOTHESIS_PROFILE=derandomized); elsewhere they vary as usual.
 hypothesis.settings.register_profile("derandomized", derandomize=True)
 if os.environ.get("HYPOTHESIS_PROFILE"):
     hypothesis.settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
