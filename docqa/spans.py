@@ -46,15 +46,16 @@ def best_spans(
     width = min(max_answer_len, n)
     if n == 0 or width <= 0 or top_n <= 0:
         return []
+    # A barred start or end scores -inf, and so does every span that has it.
+    starts = start_logits.astype(np.float64)
+    ends = end_logits.astype(np.float64)
+    if allowed_starts is not None:
+        starts[~np.asarray(allowed_starts, dtype=bool)] = -np.inf
+    if allowed_ends is not None:
+        ends[~np.asarray(allowed_ends, dtype=bool)] = -np.inf
     scores = np.full((n, width), -np.inf, dtype=np.float64)
     for d in range(width):
-        scores[: n - d, d] = start_logits[: n - d].astype(np.float64) + end_logits[d:]
-    if allowed_starts is not None:
-        scores[~np.asarray(allowed_starts, dtype=bool)] = -np.inf
-    if allowed_ends is not None:
-        barred = ~np.asarray(allowed_ends, dtype=bool)
-        for d in range(width):
-            scores[: n - d, d][barred[d:]] = -np.inf
+        scores[: n - d, d] = starts[: n - d] + ends[d:]
     flat = scores.ravel()
     finite = np.flatnonzero(np.isfinite(flat))
     if len(finite) == 0:
